@@ -1,0 +1,1 @@
+"""Dagster assets: partner streams, their syncs, and the ATS entities they write."""

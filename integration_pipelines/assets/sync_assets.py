@@ -1,0 +1,149 @@
+"""Dagster assets generated from connector files.
+
+For each connector: the partner's endpoints as source assets, one sync asset per inbound
+stream (partitioned by the connector's connections), and lineage into the ATS entities
+each stream writes. The asset graph reads: partner stream -> sync -> ATS entity.
+"""
+
+import dagster as dg
+
+from integration_pipelines.connectors.registry import LoadedConnector
+from integration_pipelines.connectors.spec import Stream
+from integration_pipelines.resources.dagster_resources import (
+    CredentialVaultResource,
+    IntegrationDatabase,
+    PartnerApi,
+)
+from integration_pipelines.resources.errors import PartnerError
+from integration_pipelines.sync.service import sync_stream
+
+ATS_GROUP = "ats"
+
+ENTITY_DESCRIPTIONS = {
+    "candidate": "People the agency places: contact details, filled in by recruiters and CV parsing.",
+    "candidate_document": "CV files uploaded to the ATS, waiting to be parsed.",
+    "parsed_resume": "Structured CV data returned by a CV parser, one per document and parser.",
+    "job": "Job orders / requisitions, mostly pulled from clients' vendor management systems.",
+    "submission": "A candidate put forward for a job.",
+    "placement": "A candidate placed on a job (assignment / work order).",
+}
+
+
+def partitions_for(connector: LoadedConnector) -> dg.DynamicPartitionsDefinition:
+    """One partition per connection of this connector (kept in step by the connections sensor)."""
+    return dg.DynamicPartitionsDefinition(name=f"{connector.name}_connections")
+
+
+def sync_asset_key(connector: str, stream: str) -> dg.AssetKey:
+    return dg.AssetKey([connector, stream])
+
+
+def partner_source_key(connector: str, stream: str) -> dg.AssetKey:
+    return dg.AssetKey(["partners", connector, stream])
+
+
+def ats_key(entity: str) -> dg.AssetKey:
+    return dg.AssetKey([ATS_GROUP, entity])
+
+
+def entities_written(stream: Stream) -> list[str]:
+    """The ATS entities a stream changes: its own, plus candidates filled from parsed CVs."""
+    return [stream.entity, "candidate"] if stream.entity == "parsed_resume" else [stream.entity]
+
+
+def _partner_source(connector: LoadedConnector, name: str, stream: Stream) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=partner_source_key(connector.name, name),
+        group_name=connector.name,
+        description=f"{connector.spec.title}: {stream.request.method} {stream.request.path}",
+        kinds={"api"},
+        metadata={"docs": connector.spec.docs or "", "base_url": connector.spec.base_url},
+    )
+
+
+def _sync_asset(connector: LoadedConnector, name: str, stream: Stream) -> dg.AssetsDefinition:
+    deps = [partner_source_key(connector.name, name)]
+    if stream.for_each:
+        deps.append(ats_key(stream.for_each.entity))
+    connector_name = connector.name
+
+    @dg.asset(
+        key=sync_asset_key(connector.name, name),
+        partitions_def=partitions_for(connector),
+        group_name=connector.name,
+        deps=deps,
+        kinds={"python", "pandas"},
+        pool=f"partner_{connector.name}",
+        description=stream.description or f"Sync {connector.spec.title} {name} into ATS {stream.entity}.",
+        metadata={"connector": connector.name, "entity": stream.entity, "direction": stream.direction},
+        tags={"connector": connector.name, "category": connector.spec.category},
+    )
+    def _sync(
+        context: dg.AssetExecutionContext,
+        database: IntegrationDatabase,
+        vault: CredentialVaultResource,
+        partner_api: PartnerApi,
+    ) -> dg.MaterializeResult:
+        try:
+            report = sync_stream(
+                database.engine(),
+                vault.vault(),
+                context.partition_key,
+                name,
+                connector=connector,
+                allow_loopback=partner_api.sandbox,
+                progress=context.log.info,
+                run_id=context.run_id,
+            )
+        except PartnerError as exc:
+            raise dg.Failure(
+                description=f"{connector_name} {name} for {context.partition_key}: {exc}",
+                metadata={"failure_type": exc.failure_type, "connection": context.partition_key},
+                allow_retries=exc.failure_type == "transient_error",
+            ) from None
+        return dg.MaterializeResult(
+            metadata={
+                "connection": context.partition_key,
+                "records": report.records,
+                "written": report.written,
+                "inserted": report.counts.inserted,
+                "updated": report.counts.updated,
+                "unchanged": report.counts.unchanged,
+                "rejected": report.rejected,
+                "pages": report.pages,
+                "duration_seconds": report.duration_seconds,
+                "cursor": str(report.cursor) if report.cursor else "",
+                "resumed": report.resumed,
+            }
+        )
+
+    return _sync
+
+
+def build_connector_assets(connector: LoadedConnector) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """Source specs and sync assets of one connector's inbound streams."""
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    for name, stream in connector.spec.inbound_streams().items():
+        assets.append(_partner_source(connector, name, stream))
+        assets.append(_sync_asset(connector, name, stream))
+    return assets
+
+
+def build_ats_entities(connectors: list[LoadedConnector]) -> list[dg.AssetSpec]:
+    """The ATS entities, each downstream of every sync stream that writes it."""
+    writers: dict[str, list[dg.AssetKey]] = {entity: [] for entity in ENTITY_DESCRIPTIONS}
+    for connector in connectors:
+        for name, stream in connector.spec.inbound_streams().items():
+            for entity in entities_written(stream):
+                writers[entity].append(sync_asset_key(connector.name, name))
+    return [
+        dg.AssetSpec(
+            key=ats_key(entity),
+            group_name=ATS_GROUP,
+            description=ENTITY_DESCRIPTIONS[entity],
+            deps=keys,
+            kinds={"sqlalchemy"},
+            metadata={"table": entity},
+        )
+        for entity, keys in writers.items()
+    ]

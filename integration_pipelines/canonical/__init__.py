@@ -1,0 +1,1 @@
+"""The ATS's canonical model: one table and one pandera schema per entity."""

@@ -1,0 +1,1 @@
+"""Connectors: one folder per partner with its `connector.yaml` (and, rarely, `hooks.py`)."""

@@ -1,0 +1,356 @@
+"""The connector file format: what a `connector.yaml` may say, validated on load.
+
+A connector file reads like the partner's API documentation: where the API lives, how
+it authenticates, how it pages, and for each stream which endpoint returns which
+records and how their fields map onto the ATS's canonical entities.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CANONICAL_ENTITIES = (
+    "candidate",
+    "candidate_document",
+    "parsed_resume",
+    "job",
+    "submission",
+    "placement",
+)
+
+
+class Strict(BaseModel):
+    """Base for every block: unknown keys are errors, so typos are caught on load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- config of a connection
+
+
+class ConfigField(Strict):
+    """One value a connection supplies (site id, region...), used in `{config.<name>}`."""
+
+    description: str = ""
+    required: bool = True
+    default: str | None = None
+    choices: list[str] | None = None
+
+
+# ---------------------------------------------------------------- layer 1: auth
+
+
+class ApiKeyAuth(Strict):
+    """Static keys sent with every call, in headers, the query string or the JSON body."""
+
+    kind: Literal["api_key"]
+    location: Literal["header", "query", "body"] = "header"
+    # where the key goes (header/query/body field name) -> credential name in the vault
+    keys: dict[str, str]
+
+
+class BasicAuth(Strict):
+    kind: Literal["basic"]
+    username: str = "username"  # credential names
+    password: str = "password"
+
+
+class OAuth2ClientCredentials(Strict):
+    """OAuth 2.0 client-credentials grant; the token is cached and renewed before expiry."""
+
+    kind: Literal["oauth2_client_credentials"]
+    token_url: str  # relative to base_url or absolute
+    client_auth: Literal["basic", "body"] = "basic"
+    client_id: str = "client_id"  # credential names
+    client_secret: str = "client_secret"
+    scope: str | None = None
+    token_params: dict[str, str] = Field(default_factory=dict)  # extra form fields
+    token_headers: dict[str, str] = Field(default_factory=dict)  # templates over credentials
+    expiry_margin_seconds: int = 60
+
+
+class OAuth2RefreshToken(Strict):
+    """OAuth 2.0 refresh-token grant; a rotated refresh token is written back to the vault."""
+
+    kind: Literal["oauth2_refresh_token"]
+    token_url: str
+    client_auth: Literal["basic", "body"] = "body"
+    client_id: str = "client_id"
+    client_secret: str = "client_secret"
+    refresh_token: str = "refresh_token"
+    scope: str | None = None
+    expiry_margin_seconds: int = 60
+
+
+class HmacSignatureAuth(Strict):
+    """Each request signed with HMAC over method, path, timestamp and body."""
+
+    kind: Literal["hmac"]
+    key_id: str = "key_id"  # credential names
+    secret: str = "secret"
+    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
+    signature_header: str = "X-Signature"
+    timestamp_header: str = "X-Timestamp"
+    key_id_header: str = "X-Key-Id"
+    encoding: Literal["hex", "base64"] = "hex"
+
+
+class NoAuth(Strict):
+    kind: Literal["none"]
+
+
+AuthSpec = Annotated[
+    ApiKeyAuth | BasicAuth | OAuth2ClientCredentials | OAuth2RefreshToken | HmacSignatureAuth | NoAuth,
+    Field(discriminator="kind"),
+]
+
+
+class RateLimit(Strict):
+    """Client-side budget plus the partner's headers that say when to try again."""
+
+    requests: int = Field(gt=0)
+    per: Literal["second", "minute", "hour"] = "minute"
+    retry_after_header: str | None = "Retry-After"  # seconds to wait
+    reset_header: str | None = None  # seconds until the window resets
+    remaining_header: str | None = None
+
+
+class RetryPolicy(Strict):
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    initial_backoff_seconds: float = Field(default=0.5, ge=0)
+    max_backoff_seconds: float = Field(default=30, ge=0)
+    timeout_seconds: float = Field(default=30, gt=0)
+    # circuit breaker: after this many failed calls in a row, stop calling for reset_seconds
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30, gt=0)
+
+
+# ---------------------------------------------------------------- pagination
+
+
+class OffsetPagination(Strict):
+    kind: Literal["offset"]
+    limit_param: str = "limit"
+    offset_param: str = "offset"
+    page_size: int = Field(default=100, gt=0)
+
+
+class PageNumberPagination(Strict):
+    kind: Literal["page_number"]
+    page_param: str = "page"
+    size_param: str | None = "page_size"
+    page_size: int = Field(default=100, gt=0)
+    first_page: int = 1
+    total_pages_path: str | None = None  # stop early when the body says how many pages
+
+
+class CursorPagination(Strict):
+    kind: Literal["cursor"]
+    cursor_param: str = "cursor"
+    cursor_path: str  # where the next cursor is in the body
+    size_param: str | None = None
+    page_size: int = Field(default=100, gt=0)
+
+
+class NextLinkPagination(Strict):
+    kind: Literal["next_link"]
+    next_path: str  # where the next page's URL is in the body
+
+
+class LinkHeaderPagination(Strict):
+    kind: Literal["link_header"]
+    rel: str = "next"
+
+
+class NoPagination(Strict):
+    kind: Literal["none"]
+
+
+PaginationSpec = Annotated[
+    OffsetPagination
+    | PageNumberPagination
+    | CursorPagination
+    | NextLinkPagination
+    | LinkHeaderPagination
+    | NoPagination,
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------- layer 2: mapping
+
+
+class FieldMapping(Strict):
+    """How one canonical field is computed from a partner record.
+
+    Exactly one source: `path` (dotted, list items by index: `Telephones.0.Raw`),
+    `concat` (paths and literal strings), `value` (a constant) or `hook` (a named
+    transform in the connector's hooks.py). A `*` segment plucks from every element of a
+    list (`Skills.Raw.*.Name` gives the list of skill names); `items` turns a list of
+    partner objects into a list of small dicts (`{title: JobTitle.Raw, ...}`). Then, in order: `map` (enum values),
+    `type` coercion (with `format` and `timezone` for dates), `lookup` through
+    record links, and `default` for what is still empty.
+    """
+
+    path: str | None = None
+    concat: list[str] | None = None
+    separator: str = ""
+    value: Any = None
+    hook: str | None = None
+    map: dict[str, Any] | None = None
+    type: Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime", "list"] | None = None
+    format: str | None = None
+    timezone: str | None = None
+    items: dict[str, str] | None = None  # for list values: output key -> path inside each element
+    lookup: str | None = None  # canonical entity whose external id the value is
+    default: Any = None
+
+    @model_validator(mode="after")
+    def one_source(self) -> "FieldMapping":
+        sources = [s for s in ("path", "concat", "value", "hook") if getattr(self, s) is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                f"give exactly one of path, concat, value or hook (got {', '.join(sources) or 'none'})"
+            )
+        return self
+
+
+def _expand_mapping(value: Any) -> Any:
+    """`title: position.title` is shorthand for `title: {path: position.title}`."""
+    if isinstance(value, dict):
+        return {k: ({"path": v} if isinstance(v, str) else v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------- streams
+
+
+class Request(Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH"] = "GET"
+    path: str
+    params: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: dict[str, Any] | None = Field(default=None, alias="json")
+    form: dict[str, str] | None = None
+
+
+class Incremental(Strict):
+    """Fetch only what changed: the highest `cursor_field` seen is sent back as `param`."""
+
+    cursor_field: str  # path in the raw record
+    param: str  # request parameter that filters by it
+    format: str = "iso8601"  # or a strftime pattern
+    start: str | None = None  # first sync's lower bound; none = everything
+
+
+class ForEach(Strict):
+    """One request per ATS record that this stream has not processed yet (e.g. CV documents)."""
+
+    entity: Literal["candidate_document"]
+    alias: str = Field(alias="as")
+    batch_size: int = Field(default=20, gt=0)
+
+
+class ResponseFilter(Strict):
+    """What a response means, checked before records are read (first match wins).
+
+    `reject` quarantines the record (or the for-each item) with `message` and goes on;
+    `fail` stops the sync with `message`; `retry` backs off and tries again;
+    `ignore` treats the response as empty.
+    """
+
+    http_codes: list[int] | None = None
+    body_has: str | None = None  # a path present in the JSON body
+    action: Literal["reject", "fail", "retry", "ignore"]
+    message: str | None = None  # template over the body, e.g. "{CSERROR.message}"
+
+
+class Stream(Strict):
+    direction: Literal["inbound", "outbound", "bidirectional"]
+    entity: str
+    description: str = ""
+    request: Request
+    format: Literal["json", "xml"] = "json"
+    records: str | None = None  # path to the list (or single object) of records; none = body
+    primary_key: str
+    incremental: Incremental | None = None
+    for_each: ForEach | None = None
+    pagination: PaginationSpec | None = None  # overrides the connector's
+    response_filters: list[ResponseFilter] = Field(default_factory=list)
+    mapping: dict[str, FieldMapping]
+
+    _expand = field_validator("mapping", mode="before")(_expand_mapping)
+
+    @field_validator("entity")
+    @classmethod
+    def known_entity(cls, v: str) -> str:
+        if v not in CANONICAL_ENTITIES:
+            raise ValueError(f"unknown canonical entity {v!r}; expected one of {', '.join(CANONICAL_ENTITIES)}")
+        return v
+
+    @field_validator("mapping")
+    @classmethod
+    def has_external_id(cls, v: dict[str, FieldMapping]) -> dict[str, FieldMapping]:
+        if "external_id" not in v:
+            raise ValueError("mapping must produce external_id (the partner's id for the record)")
+        return v
+
+
+class Schedule(Strict):
+    cron: str = "0 * * * *"
+    timezone: str = "UTC"
+
+
+class Webhooks(Strict):
+    """Declared now, used by the webhook receiver (sync & webhooks layer)."""
+
+    signature: dict[str, Any] | None = None
+    event_id: str | None = None
+    routes: dict[str, str] = Field(default_factory=dict)
+
+
+class Connector(Strict):
+    """One partner integration, as declared in `connectors/<name>/connector.yaml`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    category: Literal[
+        "cv_parsing", "vms", "job_distribution", "background_check", "communications", "payroll", "other"
+    ]
+    docs: str | None = None
+    notes: str | None = None
+    base_url: str
+    allowed_hosts: list[str] = Field(default_factory=list)
+    config: dict[str, ConfigField] = Field(default_factory=dict)
+    auth: AuthSpec
+    headers: dict[str, str] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+    retry: RetryPolicy = RetryPolicy()
+    pagination: PaginationSpec = NoPagination(kind="none")
+    schedule: Schedule = Schedule()
+    streams: dict[str, Stream]
+    webhooks: Webhooks | None = None
+
+    def inbound_streams(self) -> dict[str, Stream]:
+        return {n: s for n, s in self.streams.items() if s.direction in ("inbound", "bidirectional")}
+
+    @property
+    def credential_names(self) -> list[str]:
+        """The secrets a connection of this connector needs in the vault."""
+        auth = self.auth
+        if isinstance(auth, ApiKeyAuth):
+            names = list(auth.keys.values())
+        elif isinstance(auth, BasicAuth):
+            names = [auth.username, auth.password]
+        elif isinstance(auth, OAuth2ClientCredentials):
+            names = [auth.client_id, auth.client_secret]
+        elif isinstance(auth, OAuth2RefreshToken):
+            names = [auth.client_id, auth.client_secret, auth.refresh_token]
+        elif isinstance(auth, HmacSignatureAuth):
+            names = [auth.key_id, auth.secret]
+        else:
+            names = []
+        templated = " ".join([*self.headers.values(), *getattr(auth, "token_headers", {}).values()])
+        for part in templated.split("{credentials.")[1:]:
+            names.append(part.split("}")[0])
+        return list(dict.fromkeys(names))

@@ -1,0 +1,49 @@
+"""The Dagster code location: everything generated from the connector files."""
+
+import dagster as dg
+
+from integration_pipelines.assets.sync_assets import (
+    build_ats_entities,
+    build_connector_assets,
+    partitions_for,
+    sync_asset_key,
+)
+from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
+from integration_pipelines.resources.dagster_resources import default_resources
+from integration_pipelines.sensors.connections_sensor import build_connections_sensor
+from integration_pipelines.sensors.schedules import build_poll_schedule
+
+
+def sync_job_name(connector: str) -> str:
+    return f"{connector}_sync"
+
+
+def build_definitions(connectors: list[LoadedConnector], resources: dict | None = None) -> dg.Definitions:
+    """Assets, jobs, schedules and sensors for `connectors`."""
+    assets: list = []
+    jobs, schedules = [], []
+    for connector in connectors:
+        assets.extend(build_connector_assets(connector))
+        keys = [sync_asset_key(connector.name, s) for s in connector.spec.inbound_streams()]
+        if not keys:
+            continue
+        job = dg.define_asset_job(
+            sync_job_name(connector.name),
+            selection=dg.AssetSelection.assets(*keys),
+            partitions_def=partitions_for(connector),
+            description=f"Sync every inbound stream of one {connector.spec.title} connection.",
+            tags={"connector": connector.name},
+        )
+        jobs.append(job)
+        schedules.append(build_poll_schedule(connector, job))
+    assets.extend(build_ats_entities(connectors))
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=[build_connections_sensor(connectors)],
+        resources=resources or default_resources(),
+    )
+
+
+defs = build_definitions(list(load_connectors().values()))

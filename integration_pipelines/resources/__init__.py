@@ -1,0 +1,1 @@
+"""Resources shared by connections: credentials, auth, the partner HTTP client."""

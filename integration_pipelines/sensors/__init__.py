@@ -1,0 +1,1 @@
+"""Sensors and schedules: keeping partitions in step with connections, polling partners."""

@@ -1,0 +1,1 @@
+"""The sync core: extraction page by page, idempotent loading, resumable state."""

@@ -1,0 +1,246 @@
+"""Writing one page: idempotent upsert through record links, quarantine, checkpoint.
+
+Everything for a page happens in the caller's transaction, so the rows, the rejects
+and the cursor that says "this page is done" are committed together or not at all.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from integration_pipelines.canonical.rules import after_write
+from integration_pipelines.canonical.tables import ENTITY_TABLES, quarantine, record_links, sync_state
+
+CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
+
+
+@dataclass
+class PageCounts:
+    """What writing one page did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+    def add(self, other: "PageCounts") -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A partner record that did not make it into the ATS, and why."""
+
+    external_id: str | None
+    reason: str
+    raw: dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    """A pandas cell as a value the database driver and JSON accept."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str, bytes)):
+        return value.item()  # numpy scalar
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as plain dicts (NaN/NaT become None, timestamps become datetimes)."""
+    columns = list(frame.columns)
+    return [
+        {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def payload_hash(row: dict[str, Any]) -> str:
+    body = json.dumps(row, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def existing_links(conn: sa.Connection, connection_id: str, entity: str, external_ids: Sequence[str]) -> dict:
+    """external id -> (internal id, payload hash) for ids this connection has synced before."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for chunk in _chunks(list(external_ids)):
+        rows = conn.execute(
+            sa.select(record_links.c.external_id, record_links.c.internal_id, record_links.c.payload_hash).where(
+                record_links.c.connection_id == connection_id,
+                record_links.c.entity == entity,
+                record_links.c.external_id.in_(chunk),
+            )
+        )
+        found.update({r.external_id: (r.internal_id, r.payload_hash) for r in rows})
+    return found
+
+
+def upsert(
+    conn: sa.Connection, *, tenant_id: str, connection_id: str, entity: str, frame: pd.DataFrame
+) -> PageCounts:
+    """Insert new records, update changed ones, skip unchanged ones: safe to repeat."""
+    counts = PageCounts()
+    if frame.empty:
+        return counts
+    table = ENTITY_TABLES[entity]
+    rows = frame_rows(frame.drop_duplicates(subset="external_id", keep="last"))
+    now = datetime.now(UTC)
+    links = existing_links(conn, connection_id, entity, [str(r["external_id"]) for r in rows])
+    inserts, new_links, updates, changed_links = [], [], [], []
+    for row in rows:
+        external_id = str(row.pop("external_id"))
+        digest = payload_hash(row)
+        if external_id not in links:
+            internal_id = str(uuid.uuid4())
+            inserts.append({**row, "id": internal_id, "tenant_id": tenant_id, "created_at": now, "updated_at": now})
+            new_links.append(
+                {"connection_id": connection_id, "entity": entity, "external_id": external_id,
+                 "internal_id": internal_id, "payload_hash": digest, "synced_at": now}
+            )
+        else:
+            internal_id, old_digest = links[external_id]
+            if old_digest == digest:
+                counts.unchanged += 1
+                continue
+            updates.append({**{f"v_{k}": v for k, v in row.items()}, "_id": internal_id, "v_updated_at": now})
+            changed_links.append({"_external_id": external_id, "v_payload_hash": digest})
+    if inserts:
+        conn.execute(table.insert(), inserts)
+        conn.execute(record_links.insert(), new_links)
+    if updates:
+        fields = [c.removeprefix("v_") for c in updates[0] if c != "_id"]
+        conn.execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("_id"))
+            .values({f: sa.bindparam(f"v_{f}") for f in fields}),
+            updates,
+        )
+        conn.execute(
+            record_links.update()
+            .where(
+                record_links.c.connection_id == connection_id,
+                record_links.c.entity == entity,
+                record_links.c.external_id == sa.bindparam("_external_id"),
+            )
+            .values(payload_hash=sa.bindparam("v_payload_hash")),
+            changed_links,
+        )
+    seen = [str(r["external_id"]) for r in frame_rows(frame[["external_id"]])]
+    for chunk in _chunks(seen):
+        conn.execute(
+            record_links.update()
+            .where(
+                record_links.c.connection_id == connection_id,
+                record_links.c.entity == entity,
+                record_links.c.external_id.in_(chunk),
+            )
+            .values(synced_at=now)
+        )
+    counts.inserted, counts.updated = len(inserts), len(updates)
+    after_write(conn, entity=entity, tenant_id=tenant_id, rows=frame)
+    return counts
+
+
+def quarantine_rows(
+    conn: sa.Connection, *, connection_id: str, stream: str, entity: str, rejects: Sequence[Reject]
+) -> int:
+    if not rejects:
+        return 0
+    now = datetime.now(UTC)
+    conn.execute(
+        quarantine.insert(),
+        [
+            {"connection_id": connection_id, "stream": stream, "entity": entity,
+             "external_id": r.external_id, "reason": r.reason,
+             "raw": json.loads(json.dumps(r.raw, default=_json_default)), "created_at": now}
+            for r in rejects
+        ],
+    )
+    return len(rejects)
+
+
+def save_state(
+    conn: sa.Connection,
+    *,
+    connection_id: str,
+    stream: str,
+    cursor: Any = None,
+    checkpoint: dict[str, Any] | None = None,
+    succeeded: bool = False,
+    records: int = 0,
+    rejects: int = 0,
+    keep_cursor: bool = True,
+) -> None:
+    """Record progress. `checkpoint` None with `succeeded` marks the stream's run as complete."""
+    now = datetime.now(UTC)
+    key = (sync_state.c.connection_id == connection_id) & (sync_state.c.stream == stream)
+    row = conn.execute(sa.select(sync_state).where(key)).first()
+    values: dict[str, Any] = {"checkpoint": checkpoint, "updated_at": now}
+    if not keep_cursor or cursor is not None:
+        values["cursor"] = cursor
+    if succeeded:
+        values["last_success_at"] = now
+        values["last_error"] = None
+    if row is None:
+        conn.execute(
+            sync_state.insert().values(
+                connection_id=connection_id, stream=stream, records_total=records, rejects_total=rejects,
+                **values,
+            )
+        )
+    else:
+        values["records_total"] = sync_state.c.records_total + records
+        values["rejects_total"] = sync_state.c.rejects_total + rejects
+        conn.execute(sync_state.update().where(key).values(**values))
+
+
+def load_state(conn: sa.Connection, connection_id: str, stream: str) -> tuple[Any, dict[str, Any] | None]:
+    """(committed cursor, in-flight checkpoint) for a stream of a connection."""
+    row = conn.execute(
+        sa.select(sync_state.c.cursor, sync_state.c.checkpoint).where(
+            sync_state.c.connection_id == connection_id, sync_state.c.stream == stream
+        )
+    ).first()
+    return (row.cursor, row.checkpoint) if row else (None, None)
+
+
+def record_error(conn: sa.Connection, connection_id: str, stream: str, error: str) -> None:
+    key = (sync_state.c.connection_id == connection_id) & (sync_state.c.stream == stream)
+    now = datetime.now(UTC)
+    if conn.execute(sa.select(sync_state.c.stream).where(key)).first() is None:
+        conn.execute(
+            sync_state.insert().values(connection_id=connection_id, stream=stream, last_error=error, updated_at=now)
+        )
+    else:
+        conn.execute(sync_state.update().where(key).values(last_error=error, updated_at=now))

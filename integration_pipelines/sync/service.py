@@ -1,0 +1,59 @@
+"""Running one stream of one connection: the entry point for Dagster assets, tests and the CLI."""
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from integration_pipelines.connections import ConnectionStore
+from integration_pipelines.connectors.registry import LoadedConnector, get_connector
+from integration_pipelines.resources.clients import build_partner_client
+from integration_pipelines.resources.vault import CredentialVault
+from integration_pipelines.sync.runner import StreamSync, SyncReport
+
+
+def sync_stream(
+    engine: sa.Engine,
+    vault: CredentialVault,
+    connection_id: str,
+    stream: str,
+    *,
+    connector: LoadedConnector | None = None,
+    allow_loopback: bool = False,
+    progress: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> SyncReport:
+    """Sync `stream` for `connection_id` now; raises on failure after recording it."""
+    store = ConnectionStore(engine, vault)
+    connection = store.get(connection_id)
+    connector = connector or get_connector(connection.connector)
+    if stream not in connector.spec.streams:
+        raise KeyError(
+            f"{connector.name} has no stream {stream!r}; streams: {', '.join(connector.spec.streams)}"
+        )
+    credentials = store.credentials(connection_id)
+    missing = [n for n in connector.spec.credential_names if n not in credentials]
+    if missing:
+        raise ValueError(
+            f"connection {connection_id} is missing credential(s) {', '.join(missing)}; set them with "
+            f"`integration-pipelines credentials set {connection_id} NAME` (the value is read from stdin)"
+        )
+
+    def write_back(token: dict) -> None:
+        """A partner rotated the refresh token: keep the new one, encrypted."""
+        refresh = token.get("refresh_token")
+        auth = connector.spec.auth
+        if refresh and hasattr(auth, "refresh_token"):
+            store.set_credential(connection_id, auth.refresh_token, refresh)
+
+    with build_partner_client(
+        connector, connection, credentials, allow_loopback=allow_loopback, on_token=write_back
+    ) as client:
+        return StreamSync(
+            engine=engine,
+            connection=connection,
+            connector=connector,
+            client=client,
+            secrets=credentials.values(),
+            progress=progress,
+            run_id=run_id,
+        ).run(stream)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The README's test command: set up, start what the tests need, run ruff and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if url=$(bash scripts/ensure_postgres.sh); then
+  export INTEGRATION_TEST_POSTGRES_URL="$url"
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI needs PostgreSQL and it could not be started" >&2
+  exit 1
+fi
+if [ "${CI:-}" = "true" ]; then
+  export INTEGRATION_REQUIRE_POSTGRES=1   # PostgreSQL tests fail instead of skipping
+fi
+export DAGSTER_HOME="${DAGSTER_HOME:-$(mktemp -d)}"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+.venv/bin/ruff check integration_pipelines tests
+.venv/bin/dagster definitions validate -w workspace.yaml
+.venv/bin/pytest -q "$@"
