@@ -50,7 +50,9 @@ def resolve_config(connector: Connector, given: dict[str, Any]) -> dict[str, Any
     for name, spec in connector.config.items():
         value = given.get(name, spec.default)
         if value is None and spec.required:
-            raise ConnectionConfigError(f"{connector.name}: config field {name!r} is required ({spec.description})")
+            raise ConnectionConfigError(
+                f"{connector.name}: config field {name!r} is required ({spec.description})"
+            )
         if value is not None and spec.choices and str(value) not in spec.choices:
             raise ConnectionConfigError(
                 f"{connector.name}: config {name}={value!r} is not one of {', '.join(spec.choices)}"
@@ -96,8 +98,12 @@ class ConnectionStore:
                 raise ConnectionConfigError(f"connection {connection_id} already exists")
             conn.execute(
                 connections.insert().values(
-                    id=connection_id, tenant_id=tenant_id, connector=connector.name, config=resolved,
-                    status="active", created_at=_now(),
+                    id=connection_id,
+                    tenant_id=tenant_id,
+                    connector=connector.name,
+                    config=resolved,
+                    status="active",
+                    created_at=_now(),
                 )
             )
         return Connection(connection_id, tenant_id, connector.name, resolved)
@@ -183,8 +189,11 @@ class ConnectionStore:
                 conn.execute(
                     credentials.update()
                     .where(credentials.c.connection_id == r.connection_id, credentials.c.name == r.name)
-                    .values(ciphertext=vault.rotate(r.ciphertext), key_fingerprint=vault.fingerprint,
-                            updated_at=_now())
+                    .values(
+                        ciphertext=vault.rotate(r.ciphertext),
+                        key_fingerprint=vault.fingerprint,
+                        updated_at=_now(),
+                    )
                 )
                 count += 1
         return count

@@ -32,7 +32,11 @@ class _Namespace:
         return _wrap(f"{self._path}.{name}", self._data[name])
 
     def __format__(self, spec: str) -> str:
-        return format(str(self._data), spec)
+        # never print a whole namespace: `{credentials}` would put every secret in a string
+        raise TemplateError(f"placeholder {{{self._path}}} names a group of values, not one value")
+
+    def __repr__(self) -> str:
+        return f"<{self._path}>"
 
 
 def _wrap(path: str, value: Any) -> Any:

@@ -21,11 +21,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             if REQUIRE_POSTGRES:
-                item.add_marker(pytest.mark.xfail(reason="PostgreSQL required but INTEGRATION_TEST_POSTGRES_URL "
-                                                  "is not set", strict=True, run=False))
+                item.add_marker(
+                    pytest.mark.xfail(
+                        reason="PostgreSQL required but INTEGRATION_TEST_POSTGRES_URL is not set",
+                        strict=True,
+                        run=False,
+                    )
+                )
             else:
-                item.add_marker(pytest.mark.skip(reason="no PostgreSQL: set INTEGRATION_TEST_POSTGRES_URL "
-                                                 "(scripts/ensure_postgres.sh prints one)"))
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason="no PostgreSQL: set INTEGRATION_TEST_POSTGRES_URL "
+                        "(scripts/ensure_postgres.sh prints one)"
+                    )
+                )
 
 
 @pytest.fixture(autouse=True)

@@ -28,10 +28,15 @@ def fill_candidate_from_resume(conn: sa.Connection, tenant_id: str, rows: pd.Dat
         p["_tenant_id"] = tenant_id
     statement = (
         candidate.update()
-        .where(candidate.c.id == sa.bindparam("_candidate_id"), candidate.c.tenant_id == sa.bindparam("_tenant_id"))
+        .where(
+            candidate.c.id == sa.bindparam("_candidate_id"),
+            candidate.c.tenant_id == sa.bindparam("_tenant_id"),
+        )
         .values(
             {
-                f: sa.func.coalesce(sa.func.nullif(candidate.c[f], ""), sa.bindparam(f"new_{f}", type_=candidate.c[f].type))
+                f: sa.func.coalesce(
+                    sa.func.nullif(candidate.c[f], ""), sa.bindparam(f"new_{f}", type_=candidate.c[f].type)
+                )
                 for f in fields
             }
         )

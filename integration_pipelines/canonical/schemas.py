@@ -6,7 +6,7 @@ connector maps are present, so every field is optional as a column; `title` and
 `status` of a job, for instance, are required as values whenever they are mapped.
 """
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 import pandera.pandas as pa
@@ -17,7 +17,15 @@ COUNTRY = r"^[A-Z]{2}$"
 CURRENCY = r"^[A-Z]{3}$"
 
 JOB_STATUSES = ["open", "on_hold", "closed", "filled", "draft", "cancelled"]
-SUBMISSION_STATUSES = ["submitted", "in_review", "interviewing", "offered", "accepted", "rejected", "withdrawn"]
+SUBMISSION_STATUSES = [
+    "submitted",
+    "in_review",
+    "interviewing",
+    "offered",
+    "accepted",
+    "rejected",
+    "withdrawn",
+]
 PLACEMENT_STATUSES = ["pending", "active", "ended", "cancelled"]
 RATE_PERIODS = ["hour", "day", "week", "month", "year"]
 
@@ -40,52 +48,52 @@ class Canonical(pa.DataFrameModel):
 
 
 class Candidate(Canonical):
-    first_name: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 100})
-    last_name: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 100})
-    email: Optional[Series[str]] = pa.Field(nullable=True, str_matches=EMAIL)
-    phone: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 40})
-    city: Optional[Series[str]] = pa.Field(nullable=True)
-    postal_code: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 20})
-    country_code: Optional[Series[str]] = pa.Field(nullable=True, str_matches=COUNTRY)
-    headline: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 300})
-    skills: Optional[Series[object]] = pa.Field(nullable=True)
+    first_name: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 100})
+    last_name: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 100})
+    email: Series[str] | None = pa.Field(nullable=True, str_matches=EMAIL)
+    phone: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 40})
+    city: Series[str] | None = pa.Field(nullable=True)
+    postal_code: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 20})
+    country_code: Series[str] | None = pa.Field(nullable=True, str_matches=COUNTRY)
+    headline: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 300})
+    skills: Series[object] | None = pa.Field(nullable=True)
 
 
 class ParsedResume(Canonical):
     candidate_id: Series[str] = pa.Field(nullable=False)
     document_id: Series[str] = pa.Field(nullable=False)
     parser: Series[str] = pa.Field(nullable=False)
-    full_name: Optional[Series[str]] = pa.Field(nullable=True)
-    first_name: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 100})
-    last_name: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 100})
-    email: Optional[Series[str]] = pa.Field(nullable=True, str_matches=EMAIL)
-    phone: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 40})
-    city: Optional[Series[str]] = pa.Field(nullable=True)
-    postal_code: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": 20})
-    country_code: Optional[Series[str]] = pa.Field(nullable=True, str_matches=COUNTRY)
-    summary: Optional[Series[str]] = pa.Field(nullable=True)
-    current_title: Optional[Series[str]] = pa.Field(nullable=True)
-    current_employer: Optional[Series[str]] = pa.Field(nullable=True)
-    skills: Optional[Series[object]] = pa.Field(nullable=True)
-    languages: Optional[Series[object]] = pa.Field(nullable=True)
-    positions: Optional[Series[object]] = pa.Field(nullable=True)
+    full_name: Series[str] | None = pa.Field(nullable=True)
+    first_name: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 100})
+    last_name: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 100})
+    email: Series[str] | None = pa.Field(nullable=True, str_matches=EMAIL)
+    phone: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 40})
+    city: Series[str] | None = pa.Field(nullable=True)
+    postal_code: Series[str] | None = pa.Field(nullable=True, str_length={"max_value": 20})
+    country_code: Series[str] | None = pa.Field(nullable=True, str_matches=COUNTRY)
+    summary: Series[str] | None = pa.Field(nullable=True)
+    current_title: Series[str] | None = pa.Field(nullable=True)
+    current_employer: Series[str] | None = pa.Field(nullable=True)
+    skills: Series[object] | None = pa.Field(nullable=True)
+    languages: Series[object] | None = pa.Field(nullable=True)
+    positions: Series[object] | None = pa.Field(nullable=True)
 
 
 class Job(Canonical):
     title: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 300})
     status: Series[str] = pa.Field(isin=JOB_STATUSES)
-    client_name: Optional[Series[str]] = pa.Field(nullable=True)
-    client_reference: Optional[Series[str]] = pa.Field(nullable=True)
-    description: Optional[Series[str]] = pa.Field(nullable=True)
-    location: Optional[Series[str]] = pa.Field(nullable=True)
-    country_code: Optional[Series[str]] = pa.Field(nullable=True, str_matches=COUNTRY)
-    start_date: Optional[Series[pa.Date]] = pa.Field(nullable=True)
-    end_date: Optional[Series[pa.Date]] = pa.Field(nullable=True)
-    openings: Optional[Series[pd.Int64Dtype]] = pa.Field(nullable=True, ge=0)
-    bill_rate_max: Optional[Series[float]] = pa.Field(nullable=True, ge=0)
-    currency: Optional[Series[str]] = pa.Field(nullable=True, str_matches=CURRENCY)
-    rate_period: Optional[Series[str]] = pa.Field(nullable=True, isin=RATE_PERIODS)
-    remote_updated_at: Optional[Series[UTCTimestamp]] = pa.Field(nullable=True)
+    client_name: Series[str] | None = pa.Field(nullable=True)
+    client_reference: Series[str] | None = pa.Field(nullable=True)
+    description: Series[str] | None = pa.Field(nullable=True)
+    location: Series[str] | None = pa.Field(nullable=True)
+    country_code: Series[str] | None = pa.Field(nullable=True, str_matches=COUNTRY)
+    start_date: Series[pa.Date] | None = pa.Field(nullable=True)
+    end_date: Series[pa.Date] | None = pa.Field(nullable=True)
+    openings: Series[pd.Int64Dtype] | None = pa.Field(nullable=True, ge=0)
+    bill_rate_max: Series[float] | None = pa.Field(nullable=True, ge=0)
+    currency: Series[str] | None = pa.Field(nullable=True, str_matches=CURRENCY)
+    rate_period: Series[str] | None = pa.Field(nullable=True, isin=RATE_PERIODS)
+    remote_updated_at: Series[UTCTimestamp] | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(element_wise=False)
     def ends_after_it_starts(cls, df: pd.DataFrame) -> pd.Series:
@@ -93,29 +101,29 @@ class Job(Canonical):
 
 
 class Submission(Canonical):
-    candidate_id: Optional[Series[str]] = pa.Field(nullable=True)
-    job_id: Optional[Series[str]] = pa.Field(nullable=True)
+    candidate_id: Series[str] | None = pa.Field(nullable=True)
+    job_id: Series[str] | None = pa.Field(nullable=True)
     status: Series[str] = pa.Field(isin=SUBMISSION_STATUSES)
-    bill_rate: Optional[Series[float]] = pa.Field(nullable=True, ge=0)
-    pay_rate: Optional[Series[float]] = pa.Field(nullable=True, ge=0)
-    currency: Optional[Series[str]] = pa.Field(nullable=True, str_matches=CURRENCY)
-    rate_period: Optional[Series[str]] = pa.Field(nullable=True, isin=RATE_PERIODS)
-    available_date: Optional[Series[pa.Date]] = pa.Field(nullable=True)
-    remote_updated_at: Optional[Series[UTCTimestamp]] = pa.Field(nullable=True)
+    bill_rate: Series[float] | None = pa.Field(nullable=True, ge=0)
+    pay_rate: Series[float] | None = pa.Field(nullable=True, ge=0)
+    currency: Series[str] | None = pa.Field(nullable=True, str_matches=CURRENCY)
+    rate_period: Series[str] | None = pa.Field(nullable=True, isin=RATE_PERIODS)
+    available_date: Series[pa.Date] | None = pa.Field(nullable=True)
+    remote_updated_at: Series[UTCTimestamp] | None = pa.Field(nullable=True)
 
 
 class Placement(Canonical):
-    candidate_id: Optional[Series[str]] = pa.Field(nullable=True)
-    job_id: Optional[Series[str]] = pa.Field(nullable=True)
-    submission_id: Optional[Series[str]] = pa.Field(nullable=True)
+    candidate_id: Series[str] | None = pa.Field(nullable=True)
+    job_id: Series[str] | None = pa.Field(nullable=True)
+    submission_id: Series[str] | None = pa.Field(nullable=True)
     status: Series[str] = pa.Field(isin=PLACEMENT_STATUSES)
-    start_date: Optional[Series[pa.Date]] = pa.Field(nullable=True)
-    end_date: Optional[Series[pa.Date]] = pa.Field(nullable=True)
-    bill_rate: Optional[Series[float]] = pa.Field(nullable=True, ge=0)
-    pay_rate: Optional[Series[float]] = pa.Field(nullable=True, ge=0)
-    currency: Optional[Series[str]] = pa.Field(nullable=True, str_matches=CURRENCY)
-    rate_period: Optional[Series[str]] = pa.Field(nullable=True, isin=RATE_PERIODS)
-    remote_updated_at: Optional[Series[UTCTimestamp]] = pa.Field(nullable=True)
+    start_date: Series[pa.Date] | None = pa.Field(nullable=True)
+    end_date: Series[pa.Date] | None = pa.Field(nullable=True)
+    bill_rate: Series[float] | None = pa.Field(nullable=True, ge=0)
+    pay_rate: Series[float] | None = pa.Field(nullable=True, ge=0)
+    currency: Series[str] | None = pa.Field(nullable=True, str_matches=CURRENCY)
+    rate_period: Series[str] | None = pa.Field(nullable=True, isin=RATE_PERIODS)
+    remote_updated_at: Series[UTCTimestamp] | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(element_wise=False)
     def ends_after_it_starts(cls, df: pd.DataFrame) -> pd.Series:

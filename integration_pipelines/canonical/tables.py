@@ -56,8 +56,9 @@ connections = sa.Table(
 credentials = sa.Table(
     "credentials",
     metadata,
-    sa.Column("connection_id", sa.String(140), sa.ForeignKey("connections.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "connection_id", sa.String(140), sa.ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("ciphertext", sa.Text, nullable=False),  # Fernet token; never plaintext
     sa.Column("key_fingerprint", sa.String(16), nullable=False),

@@ -39,7 +39,11 @@ def purge_tenant(engine: sa.Engine, tenant_id: str) -> None:
     from integration_pipelines.canonical import tables as t
 
     with engine.begin() as conn:
-        ids = list(conn.execute(sa.select(t.connections.c.id).where(t.connections.c.tenant_id == tenant_id)).scalars())
+        ids = list(
+            conn.execute(
+                sa.select(t.connections.c.id).where(t.connections.c.tenant_id == tenant_id)
+            ).scalars()
+        )
         for table in (t.record_links, t.sync_state, t.sync_runs, t.quarantine, t.credentials):
             conn.execute(table.delete().where(table.c.connection_id.in_(ids)))
         for entity in ("placement", "submission", "parsed_resume", "candidate_document", "job", "candidate"):
@@ -59,14 +63,30 @@ def seed_ats(engine: sa.Engine, tenant_id: str, count: int, unreadable: int) -> 
     candidates, documents = [], []
     for i, person in enumerate(people):
         cid = str(uuid.uuid4())
-        candidates.append({"id": cid, "tenant_id": tenant_id, "first_name": person["first_name"],
-                           "last_name": person["last_name"], "created_at": now, "updated_at": now})
+        candidates.append(
+            {
+                "id": cid,
+                "tenant_id": tenant_id,
+                "first_name": person["first_name"],
+                "last_name": person["last_name"],
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
         fmt = "html" if i % 3 == 0 else "txt"
         content = corrupt_document() if i < unreadable else render_cv(person, fmt)
-        documents.append({"id": str(uuid.uuid4()), "tenant_id": tenant_id, "candidate_id": cid,
-                          "file_name": f"{person['first_name']}_{person['last_name']}.{fmt}".lower(),
-                          "content_type": "text/html" if fmt == "html" else "text/plain",
-                          "content": content, "created_at": now, "updated_at": now})
+        documents.append(
+            {
+                "id": str(uuid.uuid4()),
+                "tenant_id": tenant_id,
+                "candidate_id": cid,
+                "file_name": f"{person['first_name']}_{person['last_name']}.{fmt}".lower(),
+                "content_type": "text/html" if fmt == "html" else "text/plain",
+                "content": content,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     with engine.begin() as conn:
         conn.execute(candidate.insert(), candidates)
         conn.execute(candidate_document.insert(), documents)
@@ -75,7 +95,9 @@ def seed_ats(engine: sa.Engine, tenant_id: str, count: int, unreadable: int) -> 
 
 def sandbox_config(connector: LoadedConnector, base_url: str) -> dict[str, str]:
     """Config for a sandbox connection: the simulator's URL, placeholders for required fields."""
-    config = {name: "sandbox" for name, f in connector.spec.config.items() if f.required and f.default is None}
+    config = {
+        name: "sandbox" for name, f in connector.spec.config.items() if f.required and f.default is None
+    }
     return {**config, "base_url": base_url}
 
 
@@ -121,7 +143,9 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
             seed_ats(engine, tenant, CANDIDATES_PER_TENANT, UNREADABLE_DOCUMENTS)
             for connector in connectors:
                 secrets = sandbox.simulators[connector.name].add_tenant(tenant)
-                connection = store.add(tenant, connector.spec, sandbox_config(connector, sandbox.base_url(connector.name)))
+                connection = store.add(
+                    tenant, connector.spec, sandbox_config(connector, sandbox.base_url(connector.name))
+                )
                 for name, value in secrets.items():
                     store.set_credential(connection.id, name, value)
                 connection_ids.append((connector, connection.id))
@@ -136,26 +160,51 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
         for connector, connection_id in connection_ids:
             job = defs.resolve_job_def(sync_job_name(connector.name))
             t0 = time.monotonic()
-            result = job.execute_in_process(partition_key=connection_id, instance=instance, raise_on_error=False)
+            result = job.execute_in_process(
+                partition_key=connection_id, instance=instance, raise_on_error=False
+            )
             elapsed = time.monotonic() - t0
             materialized = {}
             for event in result.get_asset_materialization_events():
                 mat = event.materialization
-                materialized[mat.asset_key.path[-1]] = {k: _metadata_value(v) for k, v in mat.metadata.items()}
+                materialized[mat.asset_key.path[-1]] = {
+                    k: _metadata_value(v) for k, v in mat.metadata.items()
+                }
             for stream in connector.spec.inbound_streams():
                 meta = materialized.get(stream)
                 if meta is None:
                     failures += 1
                     error = next(
-                        (e.event_specific_data.error.message.strip().splitlines()[0]
-                         for e in result.get_step_failure_events() if stream in e.step_key),
+                        (
+                            e.event_specific_data.error.message.strip().splitlines()[0]
+                            for e in result.get_step_failure_events()
+                            if stream in e.step_key
+                        ),
                         "did not run",
                     )
-                    rows.append([connection_id.split("/")[0], connection_id, stream, "-", "-", f"{elapsed:.2f}",
-                                 f"FAILED: {error[:80]}"])
+                    rows.append(
+                        [
+                            connection_id.split("/")[0],
+                            connection_id,
+                            stream,
+                            "-",
+                            "-",
+                            f"{elapsed:.2f}",
+                            f"FAILED: {error[:80]}",
+                        ]
+                    )
                 else:
-                    rows.append([connection_id.split("/")[0], connection_id, stream, meta["written"],
-                                 meta["rejected"], f"{meta['duration_seconds']:.2f}", "succeeded"])
+                    rows.append(
+                        [
+                            connection_id.split("/")[0],
+                            connection_id,
+                            stream,
+                            meta["written"],
+                            meta["rejected"],
+                            f"{meta['duration_seconds']:.2f}",
+                            "succeeded",
+                        ]
+                    )
 
     from integration_pipelines.cli.main import _table
 

@@ -96,7 +96,9 @@ def connections() -> None:
 @click.argument("connector")
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="Connection config value.")
 @DATABASE_OPTION
-def connections_add(tenant: str, connector: str, config_items: tuple[str, ...], database_url: str | None) -> None:
+def connections_add(
+    tenant: str, connector: str, config_items: tuple[str, ...], database_url: str | None
+) -> None:
     """Connect TENANT to CONNECTOR; then set its credentials with `credentials set`."""
     from integration_pipelines.connectors.registry import get_connector
 
@@ -194,15 +196,29 @@ def sync(connection_id: str, streams: tuple[str, ...], sandbox: bool, database_u
     connection = store.get(connection_id)
     connector = get_connector(connection.connector)
     for stream in streams or connector.spec.inbound_streams():
-        report = sync_stream(store.engine, store.vault, connection_id, stream, connector=connector,
-                             allow_loopback=sandbox, progress=click.echo)
-        click.echo(f"{connection_id} {stream}: {report.status}, {report.records} records, "
-                   f"{report.written} written, {report.rejected} rejected in {report.duration_seconds}s")
+        report = sync_stream(
+            store.engine,
+            store.vault,
+            connection_id,
+            stream,
+            connector=connector,
+            allow_loopback=sandbox,
+            progress=click.echo,
+        )
+        click.echo(
+            f"{connection_id} {stream}: {report.status}, {report.records} records, "
+            f"{report.written} written, {report.rejected} rejected in {report.duration_seconds}s"
+        )
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".integration/demo"),
-              show_default=True, help="Where the demo keeps its SQLite database and Dagster home.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".integration/demo"),
+    show_default=True,
+    help="Where the demo keeps its SQLite database and Dagster home.",
+)
 @DATABASE_OPTION
 def demo(workdir: Path, database_url: str | None) -> None:
     """Run every inbound stream of every connector for two demo tenants against the sandbox."""

@@ -5,8 +5,7 @@ connector (plus an optional `hooks.py`). Errors name the file, the line, the fie
 what is wrong, so a typo is fixed in seconds rather than debugged at sync time.
 """
 
-import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 
 from integration_pipelines.canonical.tables import ENTITY_TABLES
 from integration_pipelines.connectors.spec import Connector
+from integration_pipelines.templates import placeholders
 
 CONNECTORS_DIR = Path(__file__).parent
 FRAMEWORK_COLUMNS = {"id", "tenant_id", "created_at", "updated_at"}
@@ -75,22 +75,19 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _placeholders(template: str) -> Iterator[str]:
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name:
-            yield name
-
-
 def _semantic_problems(spec: Connector, path: Path, node: yaml.Node, hooks: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(loc: tuple[Any, ...], message: str) -> None:
         problems.append(Problem(path, _line_of(node, loc), ".".join(map(str, loc)), message))
 
-    for name in _placeholders(spec.base_url):
+    for name in placeholders(spec.base_url):
         root, _, key = name.partition(".")
         if root != "config" or key not in spec.config and key != "base_url":
-            add(("base_url",), f"placeholder {{{name}}} is not a declared config field (declare it under config:)")
+            add(
+                ("base_url",),
+                f"placeholder {{{name}}} is not a declared config field (declare it under config:)",
+            )
     if path.parent.name != spec.name:
         add(("name",), f"name {spec.name!r} must match its folder name {path.parent.name!r}")
     for stream_name, stream in spec.streams.items():

@@ -187,7 +187,13 @@ class FieldMapping(Strict):
     `concat` (paths and literal strings), `value` (a constant) or `hook` (a named
     transform in the connector's hooks.py). A `*` segment plucks from every element of a
     list (`Skills.Raw.*.Name` gives the list of skill names); `items` turns a list of
-    partner objects into a list of small dicts (`{title: JobTitle.Raw, ...}`). Then, in order: `map` (enum values),
+    partner objects into a list of small dicts (`{title: JobTitle.Raw, ...}`).
+
+    In `concat`, an item written like a path is a path; an item with spaces or punctuation
+    (`", "`) or in single quotes (`"'USA'"`) is a literal. A missing value drops the
+    literal before it: `[location.city, ", ", location.region]` gives "Austin, TX" or "Austin".
+
+    Then, in order: `map` (enum values),
     `type` coercion (with `format` and `timezone` for dates), `lookup` through
     record links, and `default` for what is still empty.
     """
@@ -198,7 +204,9 @@ class FieldMapping(Strict):
     value: Any = None
     hook: str | None = None
     map: dict[str, Any] | None = None
-    type: Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime", "list"] | None = None
+    type: Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime", "list"] | None = (
+        None
+    )
     format: str | None = None
     timezone: str | None = None
     items: dict[str, str] | None = None  # for list values: output key -> path inside each element
@@ -285,7 +293,9 @@ class Stream(Strict):
     @classmethod
     def known_entity(cls, v: str) -> str:
         if v not in CANONICAL_ENTITIES:
-            raise ValueError(f"unknown canonical entity {v!r}; expected one of {', '.join(CANONICAL_ENTITIES)}")
+            raise ValueError(
+                f"unknown canonical entity {v!r}; expected one of {', '.join(CANONICAL_ENTITIES)}"
+            )
         return v
 
     @field_validator("mapping")

@@ -8,9 +8,12 @@ Source, exactly one of
   dict, several as a list). A path absent from every record is an all-null column, not an error.
 - `concat`: items joined row by row. `'quoted'` items are literals; other items written like a path
   (dot-separated segments of letters, digits and `_ - @ # $ :`) are paths; anything else (a space, a
-  comma, other punctuation, empty) is a literal. A null or empty value is skipped together with the
-  literals just before it (just after it when it comes first); `separator` goes between values.
-  `[location.city, ", ", location.region]` -> "Austin, TX", or "Austin" without a region; no value -> null.
+  comma, other punctuation, empty) is a literal - a bare word is a path, quote it for text.
+  Each value is written after the literals between it and the previous path item (and `separator`),
+  except the first value written, so a null or empty value disappears with the literals before it.
+  Literals before the first / after the last path item are a prefix / suffix, written if any value is.
+  `[location.city, ", ", location.region]` -> "Austin, TX", "Austin" without a region, "TX" without
+  a city, null without both.
 - `value`: a constant. `hook`: a `@transform` function of the connector's hooks.py, given the flat raw
   frame, returning a Series aligned to it.
 Then, in order

@@ -32,7 +32,7 @@ UTC_DTYPE = pd.DatetimeTZDtype("us", "UTC")
 BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 _INTEGER = r"[+-]?\d{1,18}(?:\.0*)?"
-_PARTIAL_DATE = r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$"
+_PARTIAL_DATE = r"\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?(?:[T ].*)?"
 _HAS_OFFSET = r"(?i)(?:T|\s)[\d:.,]+\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
@@ -117,9 +117,11 @@ def _dates(text: pd.Series, fmt: str | None) -> tuple[pd.Series, np.ndarray]:
     if fmt:
         parsed = _to_datetime(text, format=fmt)
     else:
-        parts = text.str.extract(_PARTIAL_DATE)
-        iso = parts[0] + "-" + parts[1].fillna("1") + "-" + parts[2].fillna("1")
-        parsed = _to_datetime(iso, format="%Y-%m-%d")
+        head = text.where(text.str.fullmatch(_PARTIAL_DATE).fillna(False))
+        timed = (head.str.len() > 10).to_numpy(dtype=bool)  # a time part follows the date: drop it
+        if timed.any():
+            head[timed] = head[timed].str.replace(r"[T ].*$", "", regex=True)
+        parsed = _to_datetime(head, format="ISO8601")
     ok = parsed.notna().to_numpy()
     dates = np.full(len(text), None, dtype=object)
     if ok.any() and parsed.dtype == object:  # mixed offsets, one Timestamp per cell

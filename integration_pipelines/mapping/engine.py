@@ -28,6 +28,7 @@ from integration_pipelines.mapping.operations import (
     concat_values,
     constant,
     parse_concat,
+    shape_items,
 )
 from integration_pipelines.mapping.paths import flatten_records, resolve_path
 
@@ -169,6 +170,8 @@ def _map_field(
         values = call_hook(raw, spec.hook, hooks[spec.hook], f.name)
     else:
         values = constant(raw, spec.value)
+    if spec.items is not None:
+        values = shape_items(values, spec.items)
 
     failed = np.zeros(len(raw), dtype=bool)
     errors = []

@@ -37,16 +37,25 @@ _MODULE_PREFIX = "integration_pipelines._connector_hooks"
 def transform(func: F, /) -> F: ...
 @overload
 def transform(name: str | None = None, /) -> Callable[[F], F]: ...
-def transform(arg: Any = None, /) -> Any:
-    """Mark a function as a mapping hook: `@transform`, `@transform()` or `@transform("name")`."""
+@overload
+def transform(*, name: str | None = None) -> Callable[[F], F]: ...
+def transform(arg: Any = None, /, *, name: str | None = None) -> Any:
+    """Mark a function as a mapping hook, registered under `name` or the function's name.
+
+    Forms: `@transform`, `@transform()`, `@transform("n")`, `@transform(name="n")`.
+    """
     if callable(arg):
-        setattr(arg, TRANSFORM_ATTR, arg.__name__)
+        setattr(arg, TRANSFORM_ATTR, name or arg.__name__)
         return arg
-    if arg is not None and (not isinstance(arg, str) or not arg):
+    if arg is not None:
+        if name is not None:
+            raise TypeError("transform() takes the hook name once")
+        name = arg
+    if name is not None and (not isinstance(name, str) or not name):
         raise TypeError("transform() takes a non-empty hook name or decorates a function")
 
     def mark(func: F) -> F:
-        setattr(func, TRANSFORM_ATTR, arg or func.__name__)
+        setattr(func, TRANSFORM_ATTR, name or func.__name__)
         return func
 
     return mark

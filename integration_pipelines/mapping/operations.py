@@ -25,7 +25,7 @@ import pandas as pd
 
 from integration_pipelines.mapping.coercion import as_text, coerce
 from integration_pipelines.mapping.errors import MappingConfigError, show_value
-from integration_pipelines.mapping.paths import is_path, resolve_path
+from integration_pipelines.mapping.paths import as_list, get_path, is_path, resolve_path
 
 Lookup = Callable[[str, pd.Series], pd.Series]
 _MAX_KNOWN_SHOWN = 12
@@ -81,6 +81,15 @@ def concat_values(raw: pd.DataFrame, parts: list[ConcatPart], separator: str = "
 def constant(raw: pd.DataFrame, value: Any) -> pd.Series:
     """`value` on every row."""
     return pd.Series([value] * len(raw), index=raw.index, dtype=object)
+
+
+def shape_items(values: pd.Series, items: Mapping[str, str]) -> pd.Series:
+    """Each cell's list of partner objects as a list of `{key: value at path}` dicts."""
+
+    def shape(cell: Any) -> list[dict[str, Any]]:
+        return [{key: get_path(element, path) for key, path in items.items()} for element in as_list(cell)]
+
+    return pd.Series([shape(v) for v in values.to_numpy(dtype=object)], index=values.index, dtype=object)
 
 
 def call_hook(

@@ -22,8 +22,10 @@ import pandas as pd
 # a path segment: word characters plus the characters xmltodict and partner APIs use in keys
 # (`@id`, `#text`, `ns:Tag`, `first-name`, `$ref`), with at least one word character
 _SEGMENT = r"[\w@#$:-]*\w[\w@#$:-]*"
-PATH_PATTERN = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
+PATH_PATTERN = re.compile(rf"{_SEGMENT}(?:\.(?:{_SEGMENT}|\*))*")
+EACH = "*"  # a segment that plucks the rest of the path from every element of a list
 _INDEX = re.compile(r"-?\d+")
+_LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})
 
 
 def as_list(value: Any) -> list[Any]:
@@ -69,13 +71,22 @@ def step(value: Any, segment: str) -> Any:
     return value if segment == "0" else None
 
 
+def walk(value: Any, segments: Sequence[str]) -> Any:
+    """Apply path segments to one value; `*` maps the rest over each list element (nulls dropped)."""
+    for i, segment in enumerate(segments):
+        if segment == EACH:
+            rest = segments[i + 1 :]
+            plucked = (walk(v, rest) for v in as_list(value))
+            return [v for v in plucked if not is_null(v)]
+        value = step(value, segment)
+        if value is None:
+            return None
+    return value
+
+
 def get_path(obj: Any, path: str) -> Any:
     """The value at `path` in one nested object (dicts and lists), or None if it is absent."""
-    for segment in path.split("."):
-        obj = step(obj, segment)
-        if obj is None:
-            return None
-    return obj
+    return walk(obj, path.split("."))
 
 
 def flatten_records(records: Sequence[Mapping[str, Any] | None]) -> pd.DataFrame:
@@ -89,7 +100,7 @@ def flatten_records(records: Sequence[Mapping[str, Any] | None]) -> pd.DataFrame
     def walk(node: Mapping[str, Any], prefix: str, row: int) -> None:
         for key, value in node.items():
             name = f"{prefix}{key}"
-            if isinstance(value, Mapping):
+            if type(value) is dict or (type(value) not in _LEAF_TYPES and isinstance(value, Mapping)):
                 walk(value, name + ".", row)
                 continue
             column = columns.get(name)
@@ -110,23 +121,36 @@ def flatten_records(records: Sequence[Mapping[str, Any] | None]) -> pd.DataFrame
     )
 
 
-def _readings(segments: list[str], columns: set[str]) -> list[tuple[str, list[str]]]:
-    """(column, remaining segments) pairs where `segments` can be found, most specific first.
+def _variants(segments: list[str], keep_last: bool) -> list[list[str]]:
+    """`segments`, then with `0` segments skipped (never the first; the last only if not `keep_last`).
 
-    Besides the literal prefixes, a `0` segment inside a prefix may be skipped: a column
-    `A.B.Raw` exists for records whose `A.B` was a single dict, which path `A.B.0.Raw` means too.
+    A column `A.B.Raw` exists for records whose `A.B` was a single dict, which `A.B.0.Raw` means too.
     """
+    variants = [segments]
+    last = len(segments) - (2 if keep_last else 1)
+    for i in range(last, 0, -1):
+        if segments[i] == "0":
+            variants += [v[:i] + v[i + 1 :] for v in variants]
+    return variants
+
+
+def _readings(segments: list[str], columns: set[str]) -> list[tuple[str, list[str]]]:
+    """(column, remaining segments) pairs where `segments` can be found, most specific first."""
     found: list[tuple[str, list[str]]] = []
     for end in range(len(segments), 0, -1):
-        prefix = segments[:end]
-        variants = [prefix]
-        for i in range(len(prefix) - 2, 0, -1):  # never the first or last segment of the prefix
-            if prefix[i] == "0":
-                variants += [v[:i] + v[i + 1 :] for v in variants]
-        for variant in variants:
+        for variant in _variants(segments[:end], keep_last=True):
             name = ".".join(variant)
             if name in columns and all(name != c for c, _ in found):
                 found.append((name, segments[end:]))
+    return found
+
+
+def _children(segments: list[str], columns: pd.Index) -> list[tuple[str, list[str]]]:
+    """Flattened columns below the node `segments` (when the path names a dict, not a leaf)."""
+    found: list[tuple[str, list[str]]] = []
+    for variant in _variants(segments, keep_last=False):
+        prefix = ".".join(variant) + "."
+        found += [(c, c[len(prefix) :].split(".")) for c in columns if c.startswith(prefix)]
     return found
 
 
@@ -139,23 +163,59 @@ def _walk_column(column: pd.Series, segments: list[str]) -> pd.Series:
     return pd.Series(values, index=column.index, dtype=object)
 
 
+def _nulls(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((is_null(v) for v in values), dtype=bool, count=len(values))
+
+
+def _fill(result: pd.Series, other: pd.Series) -> pd.Series:
+    """`result` with its null cells taken from `other`."""
+    cells = result.to_numpy(dtype=object)
+    missing = _nulls(cells)
+    if not missing.any():
+        return result
+    cells = cells.copy()
+    cells[missing] = other.to_numpy(dtype=object)[missing]
+    return pd.Series(cells, index=result.index, dtype=object)
+
+
+def _rebuild_dicts(frame: pd.DataFrame, children: list[tuple[str, list[str]]]) -> pd.Series:
+    """The dict each row had at a node, rebuilt from its flattened child columns (None if none)."""
+    cells = np.full(len(frame), None, dtype=object)
+    for column, keys in children:
+        values = frame[column].to_numpy(dtype=object)
+        for row in np.flatnonzero(~_nulls(values)):
+            node = cells[row] if cells[row] is not None else {}
+            cells[row] = node
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+                if not isinstance(node, dict):
+                    break
+            else:
+                node.setdefault(keys[-1], values[row])
+    return pd.Series(cells, index=frame.index, dtype=object)
+
+
 def resolve_path(frame: pd.DataFrame, path: str) -> pd.Series:
     """The values at `path` for every row of a frame from `flatten_records` (all null if absent).
 
+    A path naming a dict (not a leaf) gives that dict, rebuilt from the flattened columns below it.
     Hooks can use it too: it never raises for a path that this batch does not contain.
     """
     segments = path.split(".")
+    if EACH in segments:
+        at = segments.index(EACH)
+        lists = resolve_path(frame, ".".join(segments[:at])) if at else pd.Series(None, index=frame.index)
+        rest = segments[at:]
+        return pd.Series([walk(v, rest) for v in lists.to_numpy(dtype=object)], index=frame.index, dtype=object)
     readings = _readings(segments, set(frame.columns))
-    if not readings:
-        return pd.Series(None, index=frame.index, dtype=object)
-    column, rest = readings[0]
-    result = _walk_column(frame[column], rest)
-    for column, rest in readings[1:]:
-        other = _walk_column(frame[column], rest)
-        result = result.astype(object)
-        missing = np.fromiter((is_null(v) for v in result.to_numpy()), dtype=bool, count=len(result))
-        if missing.any():
-            values = result.to_numpy(dtype=object).copy()
-            values[missing] = other.to_numpy(dtype=object)[missing]
-            result = pd.Series(values, index=frame.index, dtype=object)
+    if readings:
+        column, rest = readings[0]
+        result = _walk_column(frame[column], rest)
+        for column, rest in readings[1:]:
+            result = _fill(result, _walk_column(frame[column], rest))
+    else:
+        result = pd.Series(None, index=frame.index, dtype=object)
+    children = _children(segments, frame.columns)
+    if children:
+        result = _fill(result, _rebuild_dicts(frame, children))
     return result

@@ -73,7 +73,7 @@ def validate_frame(
     for _ in range(MAX_PASSES):
         try:
             valid = dataframe_schema.validate(remaining, lazy=True)
-            return ValidationResult(valid, concat_errors(errors))
+            return ValidationResult(valid, _sorted(errors))
         except pa.errors.SchemaErrors as exc:
             cases = exc.failure_cases
         no_row = cases["index"].isna()
@@ -96,7 +96,7 @@ def validate_frame(
     else:
         reason = f"validation did not settle after {MAX_PASSES} passes"
         errors.append(error_frame(remaining.index, BATCH_FIELD, [reason] * len(remaining)))
-    return ValidationResult(_empty_valid(remaining.iloc[:0], dataframe_schema), concat_errors(errors))
+    return ValidationResult(_empty_valid(remaining.iloc[:0], dataframe_schema), _sorted(errors))
 
 
 def combine_errors(*errors: pd.DataFrame | None) -> pd.DataFrame:
@@ -115,22 +115,37 @@ def combine_errors(*errors: pd.DataFrame | None) -> pd.DataFrame:
     return error_frame(combined.index, combined["field"], combined["reason"])[list(ERROR_COLUMNS)]
 
 
+def _sorted(errors: list[pd.DataFrame]) -> pd.DataFrame:
+    return concat_errors(errors).sort_values("row", kind="stable", ignore_index=True)
+
+
 def _field(column: Any, frame: pd.DataFrame) -> str:
     return str(column) if column in frame.columns else BATCH_FIELD
 
 
 def _row_errors(cases: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    cases = cases.to_dict("records")
-    coerce_failed = {(c["index"], c["column"]) for c in cases if _COERCE_CHECK.match(str(c["check"]))}
+    records = cases.to_dict("records")
+    coerce_failed = {(c["index"], c["column"]) for c in records if _COERCE_CHECK.match(str(c["check"]))}
     rows, fields, reasons = [], [], []
-    for case in cases:
+    wide: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for case in records:
         check = str(case["check"])
+        if case["schema_context"] == "DataFrameSchema":  # one case per column of the row: group them
+            wide.setdefault((case["index"], check), []).append(case)
+            continue
         if _DTYPE_CHECK.match(check) and (case["index"], case["column"]) in coerce_failed:
             continue  # the coerce_dtype failure of the same cell says it already
         field = _field(case["column"], frame)
         rows.append(case["index"])
         fields.append(field)
         reasons.append(_row_reason(case, _cell(frame, case["index"], case["column"]), field))
+    for (row, check), group in wide.items():
+        columns = [c["column"] for c in group if c["column"] in frame.columns]
+        shown = ", ".join(f"{c}={show_value(_cell(frame, row, c))}" for c in columns)
+        what = "duplicate combination" if check == "multiple_fields_uniqueness" else f"row fails {check}"
+        rows.append(row)
+        fields.append(", ".join(columns) or BATCH_FIELD)
+        reasons.append(f"{what} ({shown})" if shown else what)
     return error_frame(rows, fields, reasons)
 
 
@@ -153,8 +168,6 @@ def _row_reason(case: dict[str, Any], value: Any, field: str) -> str:
         return f"{field}: {shown} cannot be coerced to {match.group(1)}"
     if match := _DTYPE_CHECK.match(check):
         return f"{field}: {shown} is not {match.group(1)}"
-    if field == BATCH_FIELD:
-        return f"row fails {check}"
     return f"{field}: {shown} fails {check}"
 
 

@@ -14,7 +14,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Generator, Mapping
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -39,6 +38,7 @@ from integration_pipelines.resources.errors import (
 )
 from integration_pipelines.resources.rate_limit import parse_wait_header
 from integration_pipelines.resources.redaction import redact
+from integration_pipelines.templates import TemplateError, render
 
 with warnings.catch_warnings():
     # authlib prefers the `httpx2` package and warns when it falls back to `httpx`, which is
@@ -60,56 +60,6 @@ REFUSAL_ERRORS = frozenset(
         "invalid_request",
     }
 )
-
-# ---------------------------------------------------------------- templates
-
-
-class TemplateKeyError(KeyError):
-    """A `{credentials.x}` / `{config.y}` placeholder names something that is not there."""
-
-    def __init__(self, placeholder: str) -> None:
-        super().__init__(placeholder)
-        self.placeholder = placeholder
-
-    def __str__(self) -> str:
-        return f"template placeholder {{{self.placeholder}}} has no value"
-
-
-class _Namespace:
-    """`credentials` or `config` inside a template: attribute access, never shows its values."""
-
-    def __init__(self, name: str, values: Mapping[str, str]) -> None:
-        self._name = name
-        self._values = values
-
-    def __getattr__(self, item: str) -> str:
-        if item.startswith("__"):
-            raise AttributeError(item)
-        try:
-            return str(self._values[item])
-        except KeyError:
-            raise TemplateKeyError(f"{self._name}.{item}") from None
-
-    def __format__(self, spec: str) -> str:
-        raise TemplateKeyError(f"{self._name}.<name>")
-
-    def __repr__(self) -> str:
-        return f"<{self._name}>"
-
-
-class _Namespaces(dict):
-    def __missing__(self, key: str) -> Any:
-        raise TemplateKeyError(key)
-
-
-def render_template(
-    template: str, credentials: Mapping[str, str], config: Mapping[str, str] = MappingProxyType({})
-) -> str:
-    """Fill `{credentials.x}` and `{config.y}` placeholders; a missing one raises TemplateKeyError."""
-    namespaces = _Namespaces(
-        credentials=_Namespace("credentials", credentials), config=_Namespace("config", config)
-    )
-    return template.format_map(namespaces)
 
 
 def join_url(base_url: str, url: str) -> str:
@@ -329,12 +279,14 @@ class TokenManager:
         try:
             self._headers = {
                 **OAUTH_DEFAULT_HEADERS,
-                **{name: render_template(value, credentials) for name, value in token_headers.items()},
+                **{
+                    name: render(value, {"credentials": credentials}) for name, value in token_headers.items()
+                },
             }
-        except TemplateKeyError as exc:
+        except TemplateError as exc:
             raise AuthenticationFailed(
-                f"{describe_call(partner, connection_id)}: token_headers use {{{exc.placeholder}}}, "
-                "which is not set for this connection; store that credential in the vault",
+                f"{describe_call(partner, connection_id)}: token_headers: {exc}; "
+                "store that credential in the vault",
                 partner=partner,
                 connection_id=connection_id,
             ) from None
@@ -615,12 +567,10 @@ def build_auth(
 __all__ = [
     "ApiKeyAuthFlow",
     "HmacAuth",
-    "TemplateKeyError",
     "TokenAuth",
     "TokenManager",
     "build_auth",
     "hmac_signature",
     "join_url",
-    "render_template",
     "verify_hmac_request",
 ]

@@ -70,7 +70,15 @@ def build_partner_client(
     base_url = base_url_for(connector, connection, allow_loopback=allow_loopback)
     namespaces = {"credentials": credentials, "config": connection.config}
     headers = {name: render(value, namespaces) for name, value in spec.headers.items()}
-    auth = build_auth(spec.auth, credentials, base_url=base_url, transport=transport, on_token=on_token)
+    auth = build_auth(
+        spec.auth,
+        credentials,
+        base_url=base_url,
+        transport=transport,
+        on_token=on_token,
+        partner=connector.name,
+        connection_id=connection.id,
+    )
     return PartnerClient(
         partner=connector.name,
         connection_id=connection.id,

@@ -44,12 +44,12 @@ class IntegrationDatabase(dg.ConfigurableResource):
 class CredentialVaultResource(dg.ConfigurableResource):
     """Decrypts connections' secrets; keys come from INTEGRATION_VAULT_KEYS (or a local key file)."""
 
-    keys: str | None = None
+    encryption_keys: str | None = None  # comma-separated Fernet keys, newest first
     key_file: str | None = None
 
     def vault(self) -> CredentialVault:
-        if self.keys:
-            return CredentialVault([k.strip() for k in self.keys.split(",") if k.strip()])
+        if self.encryption_keys:
+            return CredentialVault([k.strip() for k in self.encryption_keys.split(",") if k.strip()])
         from pathlib import Path
 
         key_file = self.key_file or os.environ.get("INTEGRATION_VAULT_KEY_FILE")
@@ -85,7 +85,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         else IntegrationDatabase()
     )
     vault = (
-        CredentialVaultResource(keys=dg.EnvVar("INTEGRATION_VAULT_KEYS"))
+        CredentialVaultResource(encryption_keys=dg.EnvVar("INTEGRATION_VAULT_KEYS"))
         if os.environ.get("INTEGRATION_VAULT_KEYS")
         else CredentialVaultResource()
     )

@@ -134,8 +134,12 @@ class PartnerClient:
 
     @property
     def stats(self) -> dict[str, float]:
-        """Counters since the client was made: requests, retries, rate_limited, server_errors,
-        timeouts, auth_retries, waited_seconds (rate limiter plus retry sleeps)."""
+        """Counters since the client was made.
+
+        ``requests`` counts attempts (the auth flow's own resend after a 401 is in
+        ``auth_retries`` instead); ``rate_limited`` and ``server_errors`` count 429 and 5xx
+        answers; ``waited_seconds`` adds rate-limiter waits and retry sleeps.
+        """
         with self._stats_lock:
             return dict(self._stats)
 

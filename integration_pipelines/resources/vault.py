@@ -100,7 +100,10 @@ class CredentialVault:
         """
         raw = os.environ.get(var, "").strip()
         if raw:
-            return cls(raw.split(","))
+            keys = [k.strip() for k in raw.split(",") if k.strip()]
+            if not keys:
+                raise VaultError(f"{var} is set but holds no key; generate one with: {GENERATE_KEY_COMMAND}")
+            return cls(keys)
         if key_file is not None:
             path = Path(key_file)
             if path.exists():

@@ -94,6 +94,7 @@ def _render_html(c: dict[str, Any]) -> str:
     )
     schools = "".join(f"<li>{e(x['degree'])} – {e(x['school'])}, {x['year']}</li>" for x in c["education"])
     skills = "".join(f"<li>{e(s)}</li>" for s in c["skills"])
+    email = f'<a href="mailto:{e(c["email"])}">{e(c["email"])}</a>'
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Curriculum Vitae - {e(full_name(c))}</title>
@@ -101,7 +102,7 @@ def _render_html(c: dict[str, Any]) -> str:
 <body>
 <h1>{e(full_name(c))}</h1>
 <p class="headline">{e(c["headline"])}</p>
-<p class="contact">{e(location_line(c))} | <a href="mailto:{e(c["email"])}">{e(c["email"])}</a> | {e(c["phone"])}</p>
+<p class="contact">{e(location_line(c))} | {email} | {e(c["phone"])}</p>
 <h2>Profile</h2>
 <p>{e(summary_text(c))}</p>
 <h2>Experience</h2>

@@ -69,10 +69,25 @@ class ParsedCV:
 
 
 HEADINGS: dict[str, tuple[str, ...]] = {
-    "summary": ("profile", "summary", "professional summary", "personal statement", "about me",
-                "objective", "career summary", "personal profile"),
-    "experience": ("experience", "work experience", "professional experience", "employment history",
-                   "employment", "work history", "career history"),
+    "summary": (
+        "profile",
+        "summary",
+        "professional summary",
+        "personal statement",
+        "about me",
+        "objective",
+        "career summary",
+        "personal profile",
+    ),
+    "experience": (
+        "experience",
+        "work experience",
+        "professional experience",
+        "employment history",
+        "employment",
+        "work history",
+        "career history",
+    ),
     "education": ("education", "education and training", "qualifications", "academic background"),
     "skills": ("skills", "key skills", "technical skills", "core skills", "competencies"),
     "languages": ("languages", "language skills"),
@@ -80,13 +95,22 @@ HEADINGS: dict[str, tuple[str, ...]] = {
 }
 _HEADING_KIND = {h: kind for kind, names in HEADINGS.items() for h in names}
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-_DATE = r"(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{4}|\d{1,2}/\d{4}|\d{4}-\d{2}|\d{4})"
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
+_DATE = (
+    r"(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{4}"
+    r"|\d{1,2}/\d{4}|\d{4}-\d{2}|\d{4})"
+)
 _CURRENT = r"(?:present|current|now|today|date)"
 _RANGE_RE = re.compile(rf"({_DATE})\s*(?:–|—|-|to|until)\s*({_DATE}|{_CURRENT})", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE_RE = re.compile(r"(?:(?:tel(?:ephone)?|phone|mobile|cell|m)\s*[:.]?\s*)?(\+?\d[\d\s().\-/]{6,}\d)", re.I)
+_PHONE_RE = re.compile(
+    r"(?:(?:tel(?:ephone)?|phone|mobile|cell|m)\s*[:.]?\s*)?(\+?\d[\d\s().\-/]{6,}\d)", re.I
+)
 _YEAR_RE = re.compile(r"\b(19\d{2}|20\d{2})\b")
 _COUNTRY_BY_NAME = {c.name.lower(): code for code, c in COUNTRIES.items()}
 _COUNTRY_BY_NAME.update({"usa": "US", "uk": "GB", "england": "GB", "deutschland": "DE", "nederland": "NL"})
@@ -110,7 +134,8 @@ def decode_document(data: bytes) -> tuple[str, str]:
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
     bad = sum(
-        1 for ch in text
+        1
+        for ch in text
         if (ord(ch) < 32 and ch not in "\t\n\r\f") or ch == "\ufffd" or 0x7F <= ord(ch) < 0xA0
     )
     if bad / max(1, len(text)) > 0.02:
@@ -176,7 +201,7 @@ def _parse_location(segment: str) -> tuple[str | None, str | None, str | None]:
             left, country = head.strip(), code
     for city in _CITY_NAMES:
         if left.lower().startswith(city.lower()):
-            postal = left[len(city):].strip(" ,") or None
+            postal = left[len(city) :].strip(" ,") or None
             return city, postal, country
     tokens = left.split()
     cut = len(tokens)
@@ -272,7 +297,9 @@ def _parse_header(cv: ParsedCV, header: list[str]) -> None:
                 contact_line = True
                 continue
             if len(segments) > 1 or "," in seg:
-                city, postal, country = _parse_location(re.sub(r"^(address|location)\s*:\s*", "", seg, flags=re.I))
+                city, postal, country = _parse_location(
+                    re.sub(r"^(address|location)\s*:\s*", "", seg, flags=re.I)
+                )
                 if city and cv.municipality is None:
                     cv.municipality, cv.postal_code, cv.country_code = city, postal, country
                     contact_line = True
@@ -286,7 +313,7 @@ def _parse_positions(body: list[str]) -> list[ParsedPosition]:
         m = _RANGE_RE.search(line)
         if not m:
             continue
-        rest = (line[: m.start()] + line[m.end():]).strip(" ()|,–—-")
+        rest = (line[: m.start()] + line[m.end() :]).strip(" ()|,–—-")
         if re.search(r"[^\W\d_]{2,}", rest):
             header_idx, header = i, rest
         elif i > 0 and (not entries or entries[-1][1] < i - 1):
@@ -320,7 +347,9 @@ def _parse_education(body: list[str]) -> list[ParsedEducation]:
         parts = [p.strip() for p in re.split(r" — | – | \| |, | - ", rest) if p.strip()]
         if not parts or (len(parts) == 1 and not years):
             continue
-        school_idx = next((k for k, p in enumerate(parts) if any(w in p.lower() for w in _SCHOOL_WORDS)), None)
+        school_idx = next(
+            (k for k, p in enumerate(parts) if any(w in p.lower() for w in _SCHOOL_WORDS)), None
+        )
         if school_idx is None:
             school_idx = 1 if len(parts) > 1 else None
         school = parts[school_idx] if school_idx is not None else ""

@@ -85,16 +85,45 @@ VMS_CITIES: list[tuple[str, str, str, str]] = [c for c in CITIES if c[3] in ("US
 
 NAMES: dict[str, tuple[list[str], list[str]]] = {
     "anglo": (
-        ["James", "Olivia", "Liam", "Emma", "Noah", "Ava", "Ethan", "Sophie", "Grace", "Jack",
-         "Chloe", "Daniel", "Megan", "Ryan", "Hannah", "Aidan", "Siobhan"],
-        ["Smith", "Johnson", "Brown", "Taylor", "Wilson", "Clarke", "Walker", "Hughes", "Bennett",
-         "O'Neill", "McCarthy", "Fletcher", "Murphy", "Doyle"],
+        [
+            "James",
+            "Olivia",
+            "Liam",
+            "Emma",
+            "Noah",
+            "Ava",
+            "Ethan",
+            "Sophie",
+            "Grace",
+            "Jack",
+            "Chloe",
+            "Daniel",
+            "Megan",
+            "Ryan",
+            "Hannah",
+            "Aidan",
+            "Siobhan",
+        ],
+        [
+            "Smith",
+            "Johnson",
+            "Brown",
+            "Taylor",
+            "Wilson",
+            "Clarke",
+            "Walker",
+            "Hughes",
+            "Bennett",
+            "O'Neill",
+            "McCarthy",
+            "Fletcher",
+            "Murphy",
+            "Doyle",
+        ],
     ),
     "hispanic": (
-        ["Sofía", "Mateo", "Lucía", "Diego", "Valentina", "Javier", "Camila", "Alejandro", "María",
-         "Carlos"],
-        ["García López", "Martínez", "Rodríguez", "Hernández", "Fernández", "Sánchez", "Ramírez",
-         "Torres"],
+        ["Sofía", "Mateo", "Lucía", "Diego", "Valentina", "Javier", "Camila", "Alejandro", "María", "Carlos"],
+        ["García López", "Martínez", "Rodríguez", "Hernández", "Fernández", "Sánchez", "Ramírez", "Torres"],
     ),
     "german": (
         ["Lukas", "Anna", "Jonas", "Lea", "Felix", "Marie", "Maximilian", "Johanna", "Jürgen"],
@@ -130,13 +159,35 @@ NAMES: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 
-EXTRA_LANGUAGES = ["English", "Spanish", "French", "German", "Mandarin", "Portuguese", "Dutch",
-                   "Polish", "Hindi", "Arabic", "Italian", "Japanese"]
+EXTRA_LANGUAGES = [
+    "English",
+    "Spanish",
+    "French",
+    "German",
+    "Mandarin",
+    "Portuguese",
+    "Dutch",
+    "Polish",
+    "Hindi",
+    "Arabic",
+    "Italian",
+    "Japanese",
+]
 
 LANGUAGE_CODES: dict[str, str] = {
-    "English": "en", "Spanish": "es", "French": "fr", "German": "de", "Mandarin": "zh",
-    "Portuguese": "pt", "Dutch": "nl", "Polish": "pl", "Hindi": "hi", "Arabic": "ar",
-    "Italian": "it", "Japanese": "ja", "Afrikaans": "af",
+    "English": "en",
+    "Spanish": "es",
+    "French": "fr",
+    "German": "de",
+    "Mandarin": "zh",
+    "Portuguese": "pt",
+    "Dutch": "nl",
+    "Polish": "pl",
+    "Hindi": "hi",
+    "Arabic": "ar",
+    "Italian": "it",
+    "Japanese": "ja",
+    "Afrikaans": "af",
 }
 
 
@@ -154,98 +205,252 @@ class JobFamily:
 JOB_FAMILIES: dict[str, JobFamily] = {
     "software": JobFamily(
         "software",
-        ("Software Engineer", "Senior Java Developer", "Python Developer", "Front-End Developer",
-         "DevOps Engineer", "Data Engineer", "QA Automation Engineer", "Cloud Architect",
-         "Full Stack Developer", "Lead Backend Engineer"),
-        ("Java", "Python", "JavaScript", "TypeScript", "React", "Spring Boot", "SQL", "PostgreSQL",
-         "AWS", "Azure", "Docker", "Kubernetes", "Terraform", "Git", "CI/CD", "REST APIs", "Kafka",
-         "Linux", "Selenium", "Agile"),
+        (
+            "Software Engineer",
+            "Senior Java Developer",
+            "Python Developer",
+            "Front-End Developer",
+            "DevOps Engineer",
+            "Data Engineer",
+            "QA Automation Engineer",
+            "Cloud Architect",
+            "Full Stack Developer",
+            "Lead Backend Engineer",
+        ),
+        (
+            "Java",
+            "Python",
+            "JavaScript",
+            "TypeScript",
+            "React",
+            "Spring Boot",
+            "SQL",
+            "PostgreSQL",
+            "AWS",
+            "Azure",
+            "Docker",
+            "Kubernetes",
+            "Terraform",
+            "Git",
+            "CI/CD",
+            "REST APIs",
+            "Kafka",
+            "Linux",
+            "Selenium",
+            "Agile",
+        ),
         ("BSc Computer Science", "MSc Software Engineering", "BEng Electronic Engineering"),
-        ("Northwind Traders Ltd", "Contoso Ltd", "Fabrikam Inc", "Litware Inc", "Proseware GmbH",
-         "Relecloud Inc", "Trey Research LLC", "Woodgrove Bank plc", "Tailspin Toys B.V."),
-        ("Built and maintained {s1} services used by {n} internal teams.",
-         "Migrated legacy workloads to {s2}, cutting hosting costs by {p} percent.",
-         "Introduced automated testing with {s1} and raised coverage to {p} percent.",
-         "Mentored {n} junior engineers and ran weekly code reviews.",
-         "Designed event-driven integrations on {s2} for order and billing data."),
+        (
+            "Northwind Traders Ltd",
+            "Contoso Ltd",
+            "Fabrikam Inc",
+            "Litware Inc",
+            "Proseware GmbH",
+            "Relecloud Inc",
+            "Trey Research LLC",
+            "Woodgrove Bank plc",
+            "Tailspin Toys B.V.",
+        ),
+        (
+            "Built and maintained {s1} services used by {n} internal teams.",
+            "Migrated legacy workloads to {s2}, cutting hosting costs by {p} percent.",
+            "Introduced automated testing with {s1} and raised coverage to {p} percent.",
+            "Mentored {n} junior engineers and ran weekly code reviews.",
+            "Designed event-driven integrations on {s2} for order and billing data.",
+        ),
         (55, 140),
     ),
     "healthcare": JobFamily(
         "healthcare",
-        ("Registered Nurse", "ICU Nurse", "Medical Assistant", "Clinical Research Associate",
-         "Pharmacy Technician", "Travel Nurse", "Senior Staff Nurse"),
-        ("Patient Care", "Electronic Health Records", "Epic", "Medication Administration",
-         "BLS Certification", "ACLS", "Phlebotomy", "Infection Control", "Triage",
-         "Good Clinical Practice"),
+        (
+            "Registered Nurse",
+            "ICU Nurse",
+            "Medical Assistant",
+            "Clinical Research Associate",
+            "Pharmacy Technician",
+            "Travel Nurse",
+            "Senior Staff Nurse",
+        ),
+        (
+            "Patient Care",
+            "Electronic Health Records",
+            "Epic",
+            "Medication Administration",
+            "BLS Certification",
+            "ACLS",
+            "Phlebotomy",
+            "Infection Control",
+            "Triage",
+            "Good Clinical Practice",
+        ),
         ("Bachelor of Science in Nursing", "Diploma in Pharmacy", "BSc Biomedical Science"),
-        ("Riverside Medical Center", "Mercy General Hospital", "Umbrella Health Inc",
-         "St. Mary's Hospital", "Lakeside Clinic LLC", "Trey Research LLC"),
-        ("Cared for up to {n} patients per shift on a busy {s1} ward.",
-         "Documented treatment plans in {s2} and trained colleagues on the new workflow.",
-         "Reduced medication errors by {p} percent through double-check routines.",
-         "Coordinated discharge planning with {n} multidisciplinary teams."),
+        (
+            "Riverside Medical Center",
+            "Mercy General Hospital",
+            "Umbrella Health Inc",
+            "St. Mary's Hospital",
+            "Lakeside Clinic LLC",
+            "Trey Research LLC",
+        ),
+        (
+            "Cared for up to {n} patients per shift on a busy {s1} ward.",
+            "Documented treatment plans in {s2} and trained colleagues on the new workflow.",
+            "Reduced medication errors by {p} percent through double-check routines.",
+            "Coordinated discharge planning with {n} multidisciplinary teams.",
+        ),
         (45, 110),
     ),
     "finance": JobFamily(
         "finance",
-        ("Accountant", "Financial Analyst", "Payroll Specialist", "Accounts Payable Clerk",
-         "Finance Manager", "Senior Auditor"),
-        ("Excel", "SAP FI", "Financial Reporting", "IFRS", "US GAAP", "Reconciliation", "Budgeting",
-         "Forecasting", "Power BI", "QuickBooks", "Payroll", "Audit"),
+        (
+            "Accountant",
+            "Financial Analyst",
+            "Payroll Specialist",
+            "Accounts Payable Clerk",
+            "Finance Manager",
+            "Senior Auditor",
+        ),
+        (
+            "Excel",
+            "SAP FI",
+            "Financial Reporting",
+            "IFRS",
+            "US GAAP",
+            "Reconciliation",
+            "Budgeting",
+            "Forecasting",
+            "Power BI",
+            "QuickBooks",
+            "Payroll",
+            "Audit",
+        ),
         ("BA Accounting", "BSc Finance", "MBA"),
-        ("Woodgrove Bank plc", "Humongous Insurance Inc", "Fourth Coffee Ltd", "Lucerne Publishing",
-         "Contoso Ltd", "Wide World Importers"),
-        ("Prepared monthly {s1} packs for {n} business units.",
-         "Automated bank reconciliation in {s2}, saving {n} hours a month.",
-         "Closed the books {p} percent faster after redesigning the close calendar.",
-         "Supported external auditors and owned {s1} documentation."),
+        (
+            "Woodgrove Bank plc",
+            "Humongous Insurance Inc",
+            "Fourth Coffee Ltd",
+            "Lucerne Publishing",
+            "Contoso Ltd",
+            "Wide World Importers",
+        ),
+        (
+            "Prepared monthly {s1} packs for {n} business units.",
+            "Automated bank reconciliation in {s2}, saving {n} hours a month.",
+            "Closed the books {p} percent faster after redesigning the close calendar.",
+            "Supported external auditors and owned {s1} documentation.",
+        ),
         (40, 95),
     ),
     "logistics": JobFamily(
         "logistics",
-        ("Warehouse Supervisor", "Forklift Operator", "Logistics Coordinator", "Supply Chain Analyst",
-         "CNC Machinist", "Maintenance Technician"),
-        ("Inventory Management", "Forklift License", "WMS", "SAP MM", "Lean Manufacturing",
-         "Six Sigma", "Health and Safety", "Shipping and Receiving", "CNC Programming", "PLC"),
-        ("Associate Degree in Logistics", "BSc Supply Chain Management",
-         "Diploma in Mechanical Engineering"),
-        ("Wide World Importers", "Adventure Works Inc", "Alpine Ski House", "Coho Winery",
-         "Blue Yonder Airlines", "Wingtip Toys Ltd"),
-        ("Led a team of {n} operatives across two shifts.",
-         "Improved pick accuracy by {p} percent with {s1} slotting rules.",
-         "Rolled out {s2} checks that cut lost-time incidents by {p} percent.",
-         "Managed inbound and outbound flows for {n} daily trailers."),
+        (
+            "Warehouse Supervisor",
+            "Forklift Operator",
+            "Logistics Coordinator",
+            "Supply Chain Analyst",
+            "CNC Machinist",
+            "Maintenance Technician",
+        ),
+        (
+            "Inventory Management",
+            "Forklift License",
+            "WMS",
+            "SAP MM",
+            "Lean Manufacturing",
+            "Six Sigma",
+            "Health and Safety",
+            "Shipping and Receiving",
+            "CNC Programming",
+            "PLC",
+        ),
+        ("Associate Degree in Logistics", "BSc Supply Chain Management", "Diploma in Mechanical Engineering"),
+        (
+            "Wide World Importers",
+            "Adventure Works Inc",
+            "Alpine Ski House",
+            "Coho Winery",
+            "Blue Yonder Airlines",
+            "Wingtip Toys Ltd",
+        ),
+        (
+            "Led a team of {n} operatives across two shifts.",
+            "Improved pick accuracy by {p} percent with {s1} slotting rules.",
+            "Rolled out {s2} checks that cut lost-time incidents by {p} percent.",
+            "Managed inbound and outbound flows for {n} daily trailers.",
+        ),
         (18, 40),
     ),
     "office": JobFamily(
         "office",
-        ("Office Administrator", "Executive Assistant", "Customer Service Representative",
-         "HR Coordinator", "Recruiter", "Project Coordinator"),
-        ("Microsoft Office", "Scheduling", "Customer Service", "Data Entry", "Salesforce", "Workday",
-         "Recruitment", "Onboarding", "Communication", "Zendesk"),
+        (
+            "Office Administrator",
+            "Executive Assistant",
+            "Customer Service Representative",
+            "HR Coordinator",
+            "Recruiter",
+            "Project Coordinator",
+        ),
+        (
+            "Microsoft Office",
+            "Scheduling",
+            "Customer Service",
+            "Data Entry",
+            "Salesforce",
+            "Workday",
+            "Recruitment",
+            "Onboarding",
+            "Communication",
+            "Zendesk",
+        ),
         ("BA Business Administration", "BA Communications", "Diploma in Office Management"),
-        ("Margie's Travel", "Graphic Design Institute", "Southridge Video", "Fourth Coffee Ltd",
-         "Lucerne Publishing", "Humongous Insurance Inc"),
-        ("Handled around {n} customer contacts a day in {s1}.",
-         "Organised travel and diaries for {n} directors.",
-         "Cut onboarding time by {p} percent with a new {s2} checklist.",
-         "Kept {s1} records accurate and audit-ready."),
+        (
+            "Margie's Travel",
+            "Graphic Design Institute",
+            "Southridge Video",
+            "Fourth Coffee Ltd",
+            "Lucerne Publishing",
+            "Humongous Insurance Inc",
+        ),
+        (
+            "Handled around {n} customer contacts a day in {s1}.",
+            "Organised travel and diaries for {n} directors.",
+            "Cut onboarding time by {p} percent with a new {s2} checklist.",
+            "Kept {s1} records accurate and audit-ready.",
+        ),
         (20, 45),
     ),
 }
 
 SCHOOLS: list[str] = [
-    "University of Leeds", "University of Texas at Austin", "Technische Universität München",
-    "Universiteit van Amsterdam", "Indian Institute of Technology Bombay",
-    "Universidade de São Paulo", "University of Toronto", "University of Cape Town",
-    "Sorbonne Université", "Universidad Complutense de Madrid", "Jagiellonian University",
-    "University of Melbourne", "Trinity College Dublin", "Georgia Institute of Technology",
-    "Ohio State University", "Austin Community College",
+    "University of Leeds",
+    "University of Texas at Austin",
+    "Technische Universität München",
+    "Universiteit van Amsterdam",
+    "Indian Institute of Technology Bombay",
+    "Universidade de São Paulo",
+    "University of Toronto",
+    "University of Cape Town",
+    "Sorbonne Université",
+    "Universidad Complutense de Madrid",
+    "Jagiellonian University",
+    "University of Melbourne",
+    "Trinity College Dublin",
+    "Georgia Institute of Technology",
+    "Ohio State University",
+    "Austin Community College",
 ]
 
 ENTERPRISES: list[str] = [
-    "Globex Corporation", "Initech", "Umbrella Health", "Stark Industries", "Wayne Enterprises",
-    "Soylent Foods", "Cyberdyne Systems", "Tyrell Logistics", "Hooli", "Massive Dynamic",
+    "Globex Corporation",
+    "Initech",
+    "Umbrella Health",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Soylent Foods",
+    "Cyberdyne Systems",
+    "Tyrell Logistics",
+    "Hooli",
+    "Massive Dynamic",
 ]
 
 EMAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com"]
@@ -356,13 +561,20 @@ def generate_candidates(tenant: str, n: int) -> list[dict[str, Any]]:
         education = [{"school": rng.choice(SCHOOLS), "degree": rng.choice(family.degrees), "year": grad_year}]
         if rng.random() < 0.25:
             education.insert(
-                0, {"school": rng.choice(SCHOOLS), "degree": "MBA" if family.name != "software"
-                    else "MSc Data Science", "year": grad_year + rng.randint(3, 6)}
+                0,
+                {
+                    "school": rng.choice(SCHOOLS),
+                    "degree": "MBA" if family.name != "software" else "MSc Data Science",
+                    "year": grad_year + rng.randint(3, 6),
+                },
             )
-        languages = list(dict.fromkeys(
-            list(country.languages[:1]) + (["English"] if rng.random() < 0.8 else [])
-            + rng.sample(EXTRA_LANGUAGES, k=rng.randint(0, 1))
-        ))
+        languages = list(
+            dict.fromkeys(
+                list(country.languages[:1])
+                + (["English"] if rng.random() < 0.8 else [])
+                + rng.sample(EXTRA_LANGUAGES, k=rng.randint(0, 1))
+            )
+        )
         years = max(1, 2026 - int(positions[-1]["start"][:4]))
         headline = f"{positions[0]['title']} with {years} year{'s' if years != 1 else ''} of experience"
         people.append(
@@ -413,7 +625,9 @@ def generate_requisitions(seed: str, n: int, start: int = 0) -> list[dict[str, A
         title = rng.choice(family.titles)
         city, region, postal, cc = rng.choice(VMS_CITIES)
         created = SEED_WINDOW_START + timedelta(
-            days=rng.randint(0, SEED_WINDOW_DAYS - 30), hours=rng.randint(7, 18), minutes=rng.randint(0, 59),
+            days=rng.randint(0, SEED_WINDOW_DAYS - 30),
+            hours=rng.randint(7, 18),
+            minutes=rng.randint(0, 59),
             seconds=rng.randint(0, 59),
         )
         updated = created + timedelta(days=rng.randint(0, 25), minutes=rng.randint(0, 600))
@@ -424,8 +638,10 @@ def generate_requisitions(seed: str, n: int, start: int = 0) -> list[dict[str, A
         period = rng.choices(["HOURLY", "DAILY", "WEEKLY"], weights=[8, 2, 1])[0]
         factor = {"HOURLY": 1, "DAILY": 8, "WEEKLY": 40}[period]
         skills = rng.sample(list(family.skills), k=4)
+        enterprise = rng.choice(ENTERPRISES)
+        article = "an" if title[0] in "AEIOU" else "a"
         description = (
-            f"{rng.choice(ENTERPRISES)} is looking for a {title} to join its team in {city}. "
+            f"We are looking for {article} {title} to join the {city} team. "
             f"Required skills: {', '.join(skills)}. "
             f"{rng.choice(['Hybrid, three days on site.', 'Fully on site.', 'Remote within the country.'])}"
         )
@@ -447,7 +663,7 @@ def generate_requisitions(seed: str, n: int, start: int = 0) -> list[dict[str, A
                 "currency": COUNTRIES[cc].currency,
                 "rate_period": period,
                 "status_roll": rng.random(),
-                "enterprise": rng.choice(ENTERPRISES),
+                "enterprise": enterprise,
                 "cost_center": f"CC-{rng.randint(10, 99)}",
                 "department": rng.choice(["Engineering", "Operations", "Finance", "Clinical", "Support"]),
                 "shift": rng.choice(["Day", "Night", "Rotating"]),

@@ -271,9 +271,7 @@ class Simulator:
         reseed.
         """
         if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
-            raise ValueError(
-                f"invalid tenant name {tenant!r}: use 1-63 letters, digits, '.', '_' or '-'"
-            )
+            raise ValueError(f"invalid tenant name {tenant!r}: use 1-63 letters, digits, '.', '_' or '-'")
         with self._lock:
             state = self.tenants.get(tenant)
             if state is None:
@@ -320,8 +318,9 @@ class Simulator:
     def derive(self, tenant: str, purpose: str, length: int, alphabet: str = _ALNUM) -> str:
         """Deterministic pseudo-random string for ``tenant`` (stable across processes)."""
         digest = hashlib.shake_256(f"{self.name}:{tenant}:{purpose}".encode()).digest(length * 2)
-        return "".join(alphabet[int.from_bytes(digest[i * 2 : i * 2 + 2], "big") % len(alphabet)]
-                       for i in range(length))
+        return "".join(
+            alphabet[int.from_bytes(digest[i * 2 : i * 2 + 2], "big") % len(alphabet)] for i in range(length)
+        )
 
     # Subclass hooks ------------------------------------------------------------------------
 
@@ -435,7 +434,9 @@ class Simulator:
             window[1] += 1
             used = int(window[1])
             reset = max(1, math.ceil(window[0] + 60.0 - now))
-        return RateState(limit=limit, remaining=max(0, limit - used), reset_seconds=reset, exceeded=used > limit)
+        return RateState(
+            limit=limit, remaining=max(0, limit - used), reset_seconds=reset, exceeded=used > limit
+        )
 
     # ---------------------------------------------------------------- request pipeline
 
@@ -491,7 +492,7 @@ class Simulator:
             self.stats.record_fault(data_fault.kind)
             if data_fault.kind == "duplicate_page":
                 with self._lock:
-                    previous = self._last_data.get((tenant, template))
+                    previous = self._last_data.get((tenant, path))
                 if previous is not None:
                     return self._finish(_copy_response(previous), rate)
         call = Call(request=request, tenant=tenant, fault=data_fault, template=template)
@@ -504,7 +505,7 @@ class Simulator:
             response = self.error_response(500, "Unhandled exception in the sandbox simulator")
         if spec.data and response.status_code == 200 and data_fault is None:
             with self._lock:
-                self._last_data[(tenant, template)] = _copy_response(response)
+                self._last_data[(tenant, path)] = _copy_response(response)
         if data_fault is not None and data_fault.kind == "malformed_page" and response.status_code == 200:
             response = _truncate_response(response)
         return self._finish(response, rate)

@@ -1,13 +1,16 @@
 """Polling schedules: one per connector, from its file, over its active connections."""
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from integration_pipelines.connections import ConnectionStore
 from integration_pipelines.connectors.registry import LoadedConnector
 from integration_pipelines.resources.dagster_resources import IntegrationDatabase
 
 
-def build_poll_schedule(connector: LoadedConnector, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def build_poll_schedule(
+    connector: LoadedConnector, job: UnresolvedAssetJobDefinition
+) -> dg.ScheduleDefinition:
     partitions = f"{connector.name}_connections"
 
     @dg.schedule(
@@ -20,7 +23,8 @@ def build_poll_schedule(connector: LoadedConnector, job: dg.UnresolvedAssetJobDe
     def _poll(context: dg.ScheduleEvaluationContext, database: IntegrationDatabase) -> list[dg.RunRequest]:
         known = set(context.instance.get_dynamic_partitions(partitions))
         active = [
-            c.id for c in ConnectionStore(database.engine()).all(connector=connector.name)
+            c.id
+            for c in ConnectionStore(database.engine()).all(connector=connector.name)
             if c.status == "active" and c.id in known
         ]
         stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else ""

@@ -96,7 +96,9 @@ def existing_links(conn: sa.Connection, connection_id: str, entity: str, externa
     found: dict[str, tuple[str, str | None]] = {}
     for chunk in _chunks(list(external_ids)):
         rows = conn.execute(
-            sa.select(record_links.c.external_id, record_links.c.internal_id, record_links.c.payload_hash).where(
+            sa.select(
+                record_links.c.external_id, record_links.c.internal_id, record_links.c.payload_hash
+            ).where(
                 record_links.c.connection_id == connection_id,
                 record_links.c.entity == entity,
                 record_links.c.external_id.in_(chunk),
@@ -123,10 +125,18 @@ def upsert(
         digest = payload_hash(row)
         if external_id not in links:
             internal_id = str(uuid.uuid4())
-            inserts.append({**row, "id": internal_id, "tenant_id": tenant_id, "created_at": now, "updated_at": now})
+            inserts.append(
+                {**row, "id": internal_id, "tenant_id": tenant_id, "created_at": now, "updated_at": now}
+            )
             new_links.append(
-                {"connection_id": connection_id, "entity": entity, "external_id": external_id,
-                 "internal_id": internal_id, "payload_hash": digest, "synced_at": now}
+                {
+                    "connection_id": connection_id,
+                    "entity": entity,
+                    "external_id": external_id,
+                    "internal_id": internal_id,
+                    "payload_hash": digest,
+                    "synced_at": now,
+                }
             )
         else:
             internal_id, old_digest = links[external_id]
@@ -181,9 +191,15 @@ def quarantine_rows(
     conn.execute(
         quarantine.insert(),
         [
-            {"connection_id": connection_id, "stream": stream, "entity": entity,
-             "external_id": r.external_id, "reason": r.reason,
-             "raw": json.loads(json.dumps(r.raw, default=_json_default)), "created_at": now}
+            {
+                "connection_id": connection_id,
+                "stream": stream,
+                "entity": entity,
+                "external_id": r.external_id,
+                "reason": r.reason,
+                "raw": json.loads(json.dumps(r.raw, default=_json_default)),
+                "created_at": now,
+            }
             for r in rejects
         ],
     )
@@ -215,7 +231,10 @@ def save_state(
     if row is None:
         conn.execute(
             sync_state.insert().values(
-                connection_id=connection_id, stream=stream, records_total=records, rejects_total=rejects,
+                connection_id=connection_id,
+                stream=stream,
+                records_total=records,
+                rejects_total=rejects,
                 **values,
             )
         )
@@ -240,7 +259,9 @@ def record_error(conn: sa.Connection, connection_id: str, stream: str, error: st
     now = datetime.now(UTC)
     if conn.execute(sa.select(sync_state.c.stream).where(key)).first() is None:
         conn.execute(
-            sync_state.insert().values(connection_id=connection_id, stream=stream, last_error=error, updated_at=now)
+            sync_state.insert().values(
+                connection_id=connection_id, stream=stream, last_error=error, updated_at=now
+            )
         )
     else:
         conn.execute(sync_state.update().where(key).values(last_error=error, updated_at=now))

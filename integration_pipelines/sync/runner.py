@@ -64,8 +64,12 @@ class SyncReport:
 
 
 def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | None) -> str | None:
-    values = pd.to_datetime(pd.Series([get_path(r, path) for r in records], dtype=object), utc=True,
-                            errors="coerce", format="ISO8601")
+    values = pd.to_datetime(
+        pd.Series([get_path(r, path) for r in records], dtype=object),
+        utc=True,
+        errors="coerce",
+        format="ISO8601",
+    )
     top = values.max()
     if pd.isna(top):
         return current
@@ -154,7 +158,9 @@ class StreamSync:
                     connection_id=self.connection.id,
                     stream=stream_name,
                     cursor=high_water if done else None,
-                    checkpoint=None if done else {"since": since, "page": next_page, "high_water": high_water},
+                    checkpoint=None
+                    if done
+                    else {"since": since, "page": next_page, "high_water": high_water},
                     succeeded=done,
                     records=counts.written,
                     rejects=counts.rejected,
@@ -177,7 +183,9 @@ class StreamSync:
         retry = self.connector.spec.retry
         for attempt in Retrying(
             stop=stop_after_attempt(retry.max_attempts),
-            wait=wait_exponential_jitter(multiplier=retry.initial_backoff_seconds, max=retry.max_backoff_seconds),
+            wait=wait_exponential_jitter(
+                multiplier=retry.initial_backoff_seconds, max=retry.max_backoff_seconds
+            ),
             retry=retry_if_exception_type((MalformedResponse, DuplicatePage)),
             reraise=True,
         ):
@@ -193,13 +201,16 @@ class StreamSync:
                     params=None if url else params,
                     headers=render_value(stream.request.headers, self.namespaces) or None,
                 )
-                body = decode_body(response, stream.format, partner=self.connector.name,
-                                   connection_id=self.connection.id)
+                body = decode_body(
+                    response, stream.format, partner=self.connector.name, connection_id=self.connection.id
+                )
                 verdict = judge(stream, response, body)
                 if verdict.action == "ignore":
                     return response, body, []
                 if verdict.action != "ok":
-                    raise_rejected(verdict, response, partner=self.connector.name, connection_id=self.connection.id)
+                    raise_rejected(
+                        verdict, response, partner=self.connector.name, connection_id=self.connection.id
+                    )
                 records = records_of(stream, body)
                 keys = {get_path(r, stream.primary_key) for r in records}
                 if keys and previous_keys and keys <= previous_keys:
@@ -219,8 +230,13 @@ class StreamSync:
         while True:
             with self.engine.connect() as conn:
                 items = for_each.pending(
-                    conn, spec.entity, tenant_id=self.connection.tenant_id, connection_id=self.connection.id,
-                    stream=stream_name, target_entity=stream.entity, limit=spec.batch_size,
+                    conn,
+                    spec.entity,
+                    tenant_id=self.connection.tenant_id,
+                    connection_id=self.connection.id,
+                    stream=stream_name,
+                    target_entity=stream.entity,
+                    limit=spec.batch_size,
                 )
             if not items:
                 break
@@ -234,8 +250,14 @@ class StreamSync:
                     records.append(record)
             with self.engine.begin() as conn:
                 counts = self._write(conn, stream_name, stream, records, extra_rejects=rejects)
-                load.save_state(conn, connection_id=self.connection.id, stream=stream_name,
-                                checkpoint=None, records=counts.written, rejects=counts.rejected)
+                load.save_state(
+                    conn,
+                    connection_id=self.connection.id,
+                    stream=stream_name,
+                    checkpoint=None,
+                    records=counts.written,
+                    rejects=counts.rejected,
+                )
             report.pages += 1
             report.records += len(items)
             report.counts.add(counts)
@@ -261,7 +283,9 @@ class StreamSync:
         )
         meta = for_each.public_fields(item)
         try:
-            body = decode_body(response, stream.format, partner=self.connector.name, connection_id=self.connection.id)
+            body = decode_body(
+                response, stream.format, partner=self.connector.name, connection_id=self.connection.id
+            )
         except MalformedResponse as exc:
             return None, load.Reject(item["id"], str(exc), {alias: meta})
         verdict = judge(stream, response, body)
@@ -271,8 +295,11 @@ class StreamSync:
             raise_rejected(verdict, response, partner=self.connector.name, connection_id=self.connection.id)
         found = records_of(stream, body)
         if not found:
-            return None, load.Reject(item["id"], f"no record at {stream.records!r} in the response",
-                                     {alias: meta, "response": body})
+            return None, load.Reject(
+                item["id"],
+                f"no record at {stream.records!r} in the response",
+                {alias: meta, "response": body},
+            )
         return {**found[0], alias: meta}, None
 
     # ------------------------------------------------------------------ map, validate, write
@@ -287,13 +314,20 @@ class StreamSync:
         rejects = list(extra_rejects or [])
         counts = load.PageCounts()
         if records:
-            mapped = map_records(records, stream.mapping, hooks=self.connector.hooks,
-                                 lookup=lambda entity, ids: self._lookup(conn, entity, ids))
+            mapped = map_records(
+                records,
+                stream.mapping,
+                hooks=self.connector.hooks,
+                lookup=lambda entity, ids: self._lookup(conn, entity, ids),
+            )
             frame = mapped.frame
             missing_key = frame["external_id"].isna()
             key_errors = pd.DataFrame(
-                {"row": frame.index[missing_key], "field": "external_id",
-                 "reason": f"missing primary key {stream.primary_key!r}"}
+                {
+                    "row": frame.index[missing_key],
+                    "field": "external_id",
+                    "reason": f"missing primary key {stream.primary_key!r}",
+                }
             )
             bad_rows = mapped.rejected_rows() | set(frame.index[missing_key])
             candidates = frame.drop(index=list(bad_rows))
@@ -304,10 +338,16 @@ class StreamSync:
             for row, reason in zip(errors["row"], errors["reason"], strict=True):
                 ext = frame.at[row, "external_id"]
                 rejects.append(load.Reject(None if pd.isna(ext) else str(ext), reason, records[row]))
-            counts = load.upsert(conn, tenant_id=self.connection.tenant_id, connection_id=self.connection.id,
-                                 entity=stream.entity, frame=valid)
-        counts.rejected = load.quarantine_rows(conn, connection_id=self.connection.id, stream=stream_name,
-                                               entity=stream.entity, rejects=rejects)
+            counts = load.upsert(
+                conn,
+                tenant_id=self.connection.tenant_id,
+                connection_id=self.connection.id,
+                entity=stream.entity,
+                frame=valid,
+            )
+        counts.rejected = load.quarantine_rows(
+            conn, connection_id=self.connection.id, stream=stream_name, entity=stream.entity, rejects=rejects
+        )
         return counts
 
     def _lookup(self, conn: sa.Connection, entity: str, external_ids: pd.Series) -> pd.Series:
@@ -330,23 +370,39 @@ class StreamSync:
         with self.engine.begin() as conn:
             conn.execute(
                 sync_runs.update()
-                .where(sync_runs.c.connection_id == self.connection.id, sync_runs.c.stream == stream_name,
-                       sync_runs.c.status == "running")
+                .where(
+                    sync_runs.c.connection_id == self.connection.id,
+                    sync_runs.c.stream == stream_name,
+                    sync_runs.c.status == "running",
+                )
                 .values(status="interrupted", finished_at=now)
             )
             result = conn.execute(
-                sync_runs.insert().values(connection_id=self.connection.id, stream=stream_name,
-                                          dagster_run_id=self.run_id, started_at=now, status="running")
+                sync_runs.insert().values(
+                    connection_id=self.connection.id,
+                    stream=stream_name,
+                    dagster_run_id=self.run_id,
+                    started_at=now,
+                    status="running",
+                )
             )
             return result.inserted_primary_key[0]
 
     def _finish_run(self, run_row: int, report: SyncReport) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                sync_runs.update().where(sync_runs.c.id == run_row).values(
-                    finished_at=datetime.now(UTC), status=report.status, pages=report.pages,
-                    records=report.records, inserted=report.counts.inserted, updated=report.counts.updated,
-                    unchanged=report.counts.unchanged, rejected=report.counts.rejected, error=report.error,
+                sync_runs.update()
+                .where(sync_runs.c.id == run_row)
+                .values(
+                    finished_at=datetime.now(UTC),
+                    status=report.status,
+                    pages=report.pages,
+                    records=report.records,
+                    inserted=report.counts.inserted,
+                    updated=report.counts.updated,
+                    unchanged=report.counts.unchanged,
+                    rejected=report.counts.rejected,
+                    error=report.error,
                 )
             )
 

@@ -11,8 +11,13 @@ from integration_pipelines.connectors.spec import Connector
 PAGINATION = {
     "offset": {"kind": "offset", "limit_param": "limit", "offset_param": "offset", "page_size": 5},
     "page_number": {"kind": "page_number", "page_param": "page", "size_param": "per_page", "page_size": 5},
-    "cursor": {"kind": "cursor", "cursor_param": "after", "cursor_path": "meta.next", "size_param": "n",
-               "page_size": 5},
+    "cursor": {
+        "kind": "cursor",
+        "cursor_param": "after",
+        "cursor_path": "meta.next",
+        "size_param": "n",
+        "page_size": 5,
+    },
     "next_link": {"kind": "next_link", "next_path": "links.next"},
     "link_header": {"kind": "link_header"},
     "none": {"kind": "none"},
@@ -21,8 +26,12 @@ PAGINATION = {
 
 def make_records(n: int) -> list[dict[str, Any]]:
     return [
-        {"id": f"J{i:04d}", "name": f"Job {i}", "state": "OPEN",
-         "modified": f"2025-01-{1 + i % 28:02d}T10:00:00Z"}
+        {
+            "id": f"J{i:04d}",
+            "name": f"Job {i}",
+            "state": "OPEN",
+            "modified": f"2025-01-{1 + i % 28:02d}T10:00:00Z",
+        }
         for i in range(n)
     ]
 
@@ -34,20 +43,27 @@ def connector(kind: str, incremental: bool = False) -> LoadedConnector:
         "request": {"path": "/jobs"},
         "records": "items",
         "primary_key": "id",
-        "mapping": {"external_id": "id", "title": "name",
-                    "status": {"path": "state", "map": {"OPEN": "open", "CLOSED": "closed"}},
-                    "remote_updated_at": {"path": "modified", "type": "datetime"}},
+        "mapping": {
+            "external_id": "id",
+            "title": "name",
+            "status": {"path": "state", "map": {"OPEN": "open", "CLOSED": "closed"}},
+            "remote_updated_at": {"path": "modified", "type": "datetime"},
+        },
     }
     if incremental:
         stream["incremental"] = {"cursor_field": "modified", "param": "since"}
-    spec = Connector.model_validate({
-        "name": "fake", "title": "Fake partner", "category": "other",
-        "base_url": "https://partner.test/api",
-        "auth": {"kind": "none"},
-        "retry": {"max_attempts": 3, "initial_backoff_seconds": 0, "max_backoff_seconds": 0},
-        "pagination": PAGINATION[kind],
-        "streams": {"jobs": stream},
-    })
+    spec = Connector.model_validate(
+        {
+            "name": "fake",
+            "title": "Fake partner",
+            "category": "other",
+            "base_url": "https://partner.test/api",
+            "auth": {"kind": "none"},
+            "retry": {"max_attempts": 3, "initial_backoff_seconds": 0, "max_backoff_seconds": 0},
+            "pagination": PAGINATION[kind],
+            "streams": {"jobs": stream},
+        }
+    )
     return LoadedConnector(spec=spec, path=Path("fake/connector.yaml"))
 
 
@@ -71,19 +87,26 @@ class FakePartner:
         size = 5
         if self.kind == "offset":
             start = int(q["offset"])
-            return httpx.Response(200, json={"items": rows[start:start + int(q["limit"])]})
+            return httpx.Response(200, json={"items": rows[start : start + int(q["limit"])]})
         if self.kind == "page_number":
             page = int(q["page"])
-            return httpx.Response(200, json={"items": rows[(page - 1) * size: page * size]})
+            return httpx.Response(200, json={"items": rows[(page - 1) * size : page * size]})
         if self.kind in ("cursor", "next_link", "link_header"):
             start = int(q.get("after", q.get("start", "0")))
-            chunk = rows[start:start + size]
+            chunk = rows[start : start + size]
             more = start + size < len(rows)
             if self.kind == "cursor":
-                return httpx.Response(200, json={"items": chunk, "meta": {"next": str(start + size) if more else None}})
+                return httpx.Response(
+                    200, json={"items": chunk, "meta": {"next": str(start + size) if more else None}}
+                )
             if self.kind == "next_link":
-                body = {"items": chunk, "links": {"next": f"/api/jobs?start={start + size}" if more else None}}
+                body = {
+                    "items": chunk,
+                    "links": {"next": f"/api/jobs?start={start + size}" if more else None},
+                }
                 return httpx.Response(200, json=body)
-            headers = {"Link": f'<https://partner.test/api/jobs?start={start + size}>; rel="next"'} if more else {}
+            headers = (
+                {"Link": f'<https://partner.test/api/jobs?start={start + size}>; rel="next"'} if more else {}
+            )
             return httpx.Response(200, json={"items": chunk}, headers=headers)
         return httpx.Response(200, json={"items": rows})

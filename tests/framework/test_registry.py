@@ -41,7 +41,11 @@ def test_shipped_connectors_load() -> None:
     connectors = load_connectors()
     assert {"textkernel", "daxtra", "beeline", "sap_fieldglass"} <= set(connectors)
     assert connectors["beeline"].spec.auth.kind == "oauth2_client_credentials"
-    assert connectors["sap_fieldglass"].spec.credential_names == ["client_id", "license_key", "application_key"]
+    assert connectors["sap_fieldglass"].spec.credential_names == [
+        "client_id",
+        "license_key",
+        "application_key",
+    ]
     assert "positions" in connectors["daxtra"].hooks
 
 

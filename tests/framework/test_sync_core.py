@@ -15,7 +15,9 @@ def run_sync(store: ConnectionStore, loaded, partner: FakePartner, connection_id
     connection = store.get(connection_id)
     client = build_partner_client(loaded, connection, {}, transport=httpx.MockTransport(partner))
     with client:
-        return StreamSync(engine=store.engine, connection=connection, connector=loaded, client=client).run("jobs")
+        return StreamSync(engine=store.engine, connection=connection, connector=loaded, client=client).run(
+            "jobs"
+        )
 
 
 def count(engine: sa.Engine, table: sa.Table, **where: str) -> int:
@@ -91,7 +93,9 @@ def test_a_failed_page_keeps_earlier_pages_and_resumes(store: ConnectionStore) -
         return original(request)
 
     connection = store.get(conn.id)
-    client = build_partner_client(loaded, connection, {}, transport=httpx.MockTransport(flaky), sleep=lambda s: None)
+    client = build_partner_client(
+        loaded, connection, {}, transport=httpx.MockTransport(flaky), sleep=lambda s: None
+    )
     with client, pytest.raises(Exception, match="503|unavailable|Unavailable"):
         StreamSync(engine=store.engine, connection=connection, connector=loaded, client=client).run("jobs")
     assert count(store.engine, job, tenant_id="acme") == 10

@@ -52,7 +52,7 @@ def test_flatten_records_dotted_columns_lists_kept_raw_values_untouched():
     # an integer with gaps stays an int (no float upcasting of ids), missing leaves are None
     assert frame["score"].tolist() == [7, None, None]
     assert type(frame["score"][0]) is int
-    assert all(dtype == object for dtype in frame.dtypes)
+    assert {str(dtype) for dtype in frame.dtypes} == {"object"}
 
 
 def test_flatten_records_none_record_is_an_empty_row_and_non_mapping_is_refused():
@@ -140,3 +140,33 @@ def test_resolve_path_merges_scalar_and_nested_shapes():
     assert resolve_path(frame, "location.city").tolist() == ["Austin", None, None]
     nan_frame = pd.DataFrame({"a": [1.5, math.nan]})
     assert resolve_path(nan_frame, "a").tolist()[0] == 1.5
+
+
+def test_resolve_path_to_a_dict_node_rebuilds_the_dict():
+    records = [
+        {"Rate": {"BillRateMax": "95.00", "Currency": {"@code": "USD"}}},
+        {"Rate": None},
+        {"Rate": {"BillRateMax": None}},
+    ]
+    frame = flatten_records(records)
+    assert resolve_path(frame, "Rate").tolist() == [
+        {"BillRateMax": "95.00", "Currency": {"@code": "USD"}},
+        None,
+        None,
+    ]
+    assert resolve_path(frame, "Rate.Currency").tolist() == [{"@code": "USD"}, None, None]
+
+
+def test_resolve_path_xml_node_that_is_a_dict_once_and_a_list_elsewhere():
+    records = [
+        {"Phones": {"Telephone": {"Raw": "1"}}},
+        {"Phones": {"Telephone": [{"Raw": "2"}, {"Raw": "3"}]}},
+        {"Phones": None},
+    ]
+    frame = flatten_records(records)
+    assert resolve_path(frame, "Phones.Telephone").tolist() == [
+        {"Raw": "1"},
+        [{"Raw": "2"}, {"Raw": "3"}],
+        None,
+    ]
+    assert resolve_path(frame, "Phones.Telephone.0").tolist() == [{"Raw": "1"}, {"Raw": "2"}, None]

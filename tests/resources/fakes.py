@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -65,8 +66,6 @@ def token_response(access_token: str, expires_in: int | None = 3600, **extra: ob
 
 
 def form(request: httpx.Request) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
     return dict(parse_qsl(request.content.decode()))
 
 

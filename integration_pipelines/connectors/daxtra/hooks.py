@@ -30,7 +30,9 @@ def positions(records: pd.DataFrame) -> pd.Series:
             return []
         return [
             {
-                "title": (p.get("Title") or [None])[0] if isinstance(p.get("Title"), list) else p.get("Title"),
+                "title": (p.get("Title") or [None])[0]
+                if isinstance(p.get("Title"), list)
+                else p.get("Title"),
                 "employer": p.get("EmployerOrgName"),
                 "start": _iso(p.get("StartDate")),
                 "end": _iso(p.get("EndDate")),

@@ -1,0 +1,40 @@
+"""Partner sandbox: local simulators of real partner APIs, for tests and demos.
+
+Each simulator follows its partner's documented API (auth, paths, field names, pagination,
+error bodies, rate-limit headers; see ``/work/shared/partners``-style fact sheets) and can
+inject faults on demand. Start them with ``Sandbox`` (tests) or
+``python -m integration_pipelines.sandbox`` (``run_forever``).
+"""
+
+from integration_pipelines.sandbox.beeline import BeelineSimulator
+from integration_pipelines.sandbox.cv_documents import corrupt_document, render_cv
+from integration_pipelines.sandbox.cv_text_parser import ParsedCV, UnreadableDocument, parse_cv
+from integration_pipelines.sandbox.data import generate_candidates
+from integration_pipelines.sandbox.daxtra import DaxtraSimulator
+from integration_pipelines.sandbox.faults import FAULT_KINDS, Fault, FaultInjector
+from integration_pipelines.sandbox.sap_fieldglass import SapFieldglassSimulator
+from integration_pipelines.sandbox.server import PARTNERS, SIMULATOR_CLASSES, Sandbox, run_forever
+from integration_pipelines.sandbox.simulator import Simulator, SimulatorStats
+from integration_pipelines.sandbox.textkernel import TextkernelSimulator
+
+__all__ = [
+    "FAULT_KINDS",
+    "PARTNERS",
+    "SIMULATOR_CLASSES",
+    "BeelineSimulator",
+    "DaxtraSimulator",
+    "Fault",
+    "FaultInjector",
+    "ParsedCV",
+    "Sandbox",
+    "SapFieldglassSimulator",
+    "Simulator",
+    "SimulatorStats",
+    "TextkernelSimulator",
+    "UnreadableDocument",
+    "corrupt_document",
+    "generate_candidates",
+    "parse_cv",
+    "render_cv",
+    "run_forever",
+]
