@@ -25,6 +25,7 @@ from integration_pipelines.resources.vault import CredentialVault
 DEMO_TENANTS = {"acme": "Acme Staffing", "globex": "Globex Talent"}
 CANDIDATES_PER_TENANT = 40
 UNREADABLE_DOCUMENTS = 2  # per tenant: show quarantine at work
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run's events stay in Dagster
 
 
 def _fresh_dagster_home(path: Path) -> Path:
@@ -160,10 +161,14 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
         for connector, connection_id in connection_ids:
             job = defs.resolve_job_def(sync_job_name(connector.name))
             t0 = time.monotonic()
+            click.echo(f"  syncing {connection_id} ...", nl=False)
             result = job.execute_in_process(
-                partition_key=connection_id, instance=instance, raise_on_error=False
+                partition_key=connection_id, instance=instance, raise_on_error=False, run_config=QUIET
             )
             elapsed = time.monotonic() - t0
+            click.echo(
+                f" {'done' if result.success else 'FAILED'} in {elapsed:.1f}s (run {result.run_id[:8]})"
+            )
             materialized = {}
             for event in result.get_asset_materialization_events():
                 mat = event.materialization

@@ -110,6 +110,7 @@ class RateLimit(Strict):
 
     requests: int = Field(gt=0)
     per: Literal["second", "minute", "hour"] = "minute"
+    burst: int = Field(default=1, gt=0)  # calls that may go back to back; 1 spaces them evenly
     retry_after_header: str | None = "Retry-After"  # seconds to wait
     reset_header: str | None = None  # seconds until the window resets
     remaining_header: str | None = None

@@ -206,7 +206,9 @@ def resolve_path(frame: pd.DataFrame, path: str) -> pd.Series:
         at = segments.index(EACH)
         lists = resolve_path(frame, ".".join(segments[:at])) if at else pd.Series(None, index=frame.index)
         rest = segments[at:]
-        return pd.Series([walk(v, rest) for v in lists.to_numpy(dtype=object)], index=frame.index, dtype=object)
+        return pd.Series(
+            [walk(v, rest) for v in lists.to_numpy(dtype=object)], index=frame.index, dtype=object
+        )
     readings = _readings(segments, set(frame.columns))
     if readings:
         column, rest = readings[0]

@@ -58,7 +58,7 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> "RateLimiter":
         """A limiter for a connector's `rate_limit` block."""
-        return cls(spec.requests, spec.per, clock=clock, sleep=sleep)
+        return cls(spec.requests, spec.per, burst=spec.burst, clock=clock, sleep=sleep)
 
     def now(self) -> float:
         """The limiter's clock (use it to compute `pause_until` moments)."""

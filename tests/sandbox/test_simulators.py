@@ -491,14 +491,14 @@ def test_beeline_auth(sandbox: Sandbox, client: httpx.Client) -> None:
 
 
 def test_beeline_offset_paging_returns_every_posting_once(sandbox: Sandbox, client: httpx.Client) -> None:
-    token = beeline_get_token = beeline_token(client, sandbox)
+    token = beeline_token(client, sandbox)
     seen: list[dict[str, Any]] = []
+    remaining: list[int] = []
     offset, calls = 0, 0
     while True:
-        r = beeline_get(client, sandbox, beeline_get_token, "/job-postings", limit=50, offset=offset)
+        r = beeline_get(client, sandbox, token, "/job-postings", limit=50, offset=offset)
         assert r.status_code == 200
-        remaining = [int(r.headers["X-Rate-Limit-Remaining"])]
-        assert remaining[0] >= 0
+        remaining.append(int(r.headers["X-Rate-Limit-Remaining"]))
         items = r.json()["items"]
         seen.extend(items)
         calls += 1
@@ -506,6 +506,8 @@ def test_beeline_offset_paging_returns_every_posting_once(sandbox: Sandbox, clie
             break
         offset += 50
     assert calls == 7  # 6 full pages, then an empty (short) page
+    assert sandbox.simulators["beeline"].stats.request_count("GET", "/job-postings") >= 7
+    assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == 7
     uids = [p["uid"] for p in seen]
     assert len(uids) == 300 and len(set(uids)) == 300
     stamps = [(p["updatedAt"], p["uid"]) for p in seen]
@@ -744,9 +746,20 @@ def test_fieldglass_delta_watermark_and_from_date(sandbox: Sandbox, client: http
         assert int(p["Positions"]) == int(by_id[p["JobPostingID"]]["Positions"]) + 1
     assert fg_postings(fg_get(client, sandbox, token, "deltaco")) == []
 
+    touched_again = sim.touch("deltaco", 2)
+    sim.faults.inject("malformed_page", tenant="deltaco")
+    broken = fg_get(client, sandbox, token, "deltaco")
+    assert broken.status_code == 200
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(broken.content)
+    redelivered = fg_postings(fg_get(client, sandbox, token, "deltaco"))  # a faulted run is not "successful"
+    assert sorted(p["JobPostingID"] for p in redelivered) == sorted(touched_again)
+
     stamp = delta[0]["LastModified"]
     since = fg_postings(fg_get(client, sandbox, token, "deltaco", fromDate=stamp))
-    assert sorted(p["JobPostingID"] for p in since) == sorted(touched)
+    assert sorted(p["JobPostingID"] for p in since) == sorted(set(touched) | set(touched_again))
+    since = fg_postings(fg_get(client, sandbox, token, "deltaco", fromDate=redelivered[0]["LastModified"]))
+    assert sorted(p["JobPostingID"] for p in since) == sorted(touched_again)
     r = fg_get(client, sandbox, token, "deltaco", fromDate="last tuesday")
     assert r.status_code == 400 and r.json()["ReturnCode"] == 106
 
@@ -841,6 +854,34 @@ def test_fieldglass_job_seeker_upload_and_workers(sandbox: Sandbox, client: http
         "Currency",
     } <= set(rows[0])
     assert re.fullmatch(r"ACMEPW\d{8}", rows[0]["Worker ID"])
+
+
+def test_fieldglass_optional_budget_and_token_ttl(client: httpx.Client) -> None:
+    options = {"sap_fieldglass": {"rate_limit_per_minute": 3, "token_ttl_seconds": 1}}
+    with Sandbox(partners=["sap_fieldglass"], options=options) as sb:
+        sb.simulators["sap_fieldglass"].add_tenant("acme", records=20)
+        token = fg_token(client, sb)  # call 1
+        assert len(fg_postings(fg_get(client, sb, token))) == 20  # call 2
+        time.sleep(1.05)
+        r = fg_get(client, sb, token)  # the token has expired (unattributable: not counted)
+        assert r.status_code == 401 and r.json()["ReturnCode"] == 100
+        token = fg_token(client, sb)  # call 3
+        r = fg_get(client, sb, token)  # call 4: over the budget
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+        stats = sb.simulators["sap_fieldglass"].stats
+        assert stats.tokens_issued == 2 and stats.rate_limited == 1
+        assert stats.requests[("GET", "/api/vc/connector/{connector}")] == 3
+
+
+def test_samples_are_packaged() -> None:
+    from integration_pipelines.sandbox import UnreadableDocument, parse_cv
+
+    samples = Path(__file__).resolve().parents[2] / "integration_pipelines" / "sandbox" / "samples"
+    people = generate_candidates("samples", 2)
+    assert parse_cv((samples / "cv_sample.txt").read_bytes()).email == people[0]["email"]
+    assert parse_cv((samples / "cv_sample.html").read_bytes()).family_name == people[1]["last_name"]
+    with pytest.raises(UnreadableDocument):
+        parse_cv((samples / "cv_unreadable.bin").read_bytes())
 
 
 # ---------------------------------------------------------------------------- downtime and CLI
