@@ -5,7 +5,6 @@ import dagster as dg
 from integration_pipelines.assets.sync_assets import (
     build_ats_entities,
     build_connector_assets,
-    partitions_for,
     sync_asset_key,
 )
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
@@ -30,7 +29,6 @@ def build_definitions(connectors: list[LoadedConnector], resources: dict | None 
         job = dg.define_asset_job(
             sync_job_name(connector.name),
             selection=dg.AssetSelection.assets(*keys),
-            partitions_def=partitions_for(connector),
             description=f"Sync every inbound stream of one {connector.spec.title} connection.",
             tags={"connector": connector.name},
         )

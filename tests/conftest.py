@@ -71,8 +71,13 @@ def pg_engine() -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def vault() -> CredentialVault:
-    return CredentialVault([CredentialVault.generate_key()])
+def vault_key() -> str:
+    return CredentialVault.generate_key()
+
+
+@pytest.fixture
+def vault(vault_key: str) -> CredentialVault:
+    return CredentialVault([vault_key])
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def _sync_asset(connector: LoadedConnector, name: str, stream: Stream) -> dg.Ass
                 connector=connector,
                 allow_loopback=partner_api.sandbox,
                 progress=context.log.info,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
             )
         except PartnerError as exc:
             raise dg.Failure(

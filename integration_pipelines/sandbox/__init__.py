@@ -1,9 +1,10 @@
 """Partner sandbox: local simulators of real partner APIs, for tests and demos.
 
-Each simulator follows its partner's documented API (auth, paths, field names, pagination,
-error bodies, rate-limit headers; see ``/work/shared/partners``-style fact sheets) and can
-inject faults on demand. Start them with ``Sandbox`` (tests) or
-``python -m integration_pipelines.sandbox`` (``run_forever``).
+Each simulator follows its partner's fact sheet (``shared/partners/<partner>.md``): auth,
+paths, field names, pagination, error bodies, rate-limit headers, and the sheet's "plausible
+design" where a detail is unconfirmed (each module's docstring lists those). Every simulator
+can inject faults on demand (``faults.py``). Start them with ``Sandbox`` (tests) or
+``python -m integration_pipelines.sandbox`` / ``integration-pipelines sandbox`` (``run_forever``).
 """
 
 from integration_pipelines.sandbox.beeline import BeelineSimulator

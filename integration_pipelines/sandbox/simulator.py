@@ -207,8 +207,9 @@ async def read_json(request: Request) -> Any:
 
 
 def _copy_response(response: Response) -> Response:
+    """Same status, body and content type; per-request headers (rate limits...) are not kept."""
     body = bytes(getattr(response, "body", b""))
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+    headers = {"content-type": response.headers.get("content-type", "application/octet-stream")}
     return Response(content=body, status_code=response.status_code, headers=headers)
 
 

@@ -27,7 +27,7 @@ def build_poll_schedule(
             for c in ConnectionStore(database.engine()).all(connector=connector.name)
             if c.status == "active" and c.id in known
         ]
-        stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else ""
+        stamp = context.scheduled_execution_time.isoformat()
         return [dg.RunRequest(partition_key=cid, run_key=f"{cid}@{stamp}") for cid in active]
 
     return _poll

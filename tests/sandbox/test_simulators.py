@@ -929,38 +929,41 @@ def _free_port_base() -> int:
 def test_python_dash_m_runs_and_stops() -> None:
     base = _free_port_base()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "integration_pipelines.sandbox", "--port-base", str(base)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 20
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if line.strip().startswith("globex:") and "application_key" in line:
-                break
-        output = "".join(lines)
-        assert f"http://127.0.0.1:{base + 2}/api/gwg/supplier" in output, output
-        assert f"http://127.0.0.1:{base}/tx/v10" in output
-        assert "acme: client_id=" in output
-        r = httpx.post(
-            f"http://127.0.0.1:{base + 1}/cvx/rest/api/v1/profile/full/json",
-            json={"account": "GLOBEX", "file": base64.b64encode(b"Jane Doe\njane@example.com").decode()},
-        )
-        assert r.status_code == 200
-        assert r.json()["Resume"]["StructuredResume"]["PersonName"]["FormattedName"] == "Jane Doe"
-    finally:
-        proc.send_signal(signal.SIGINT)
+    ) as proc:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+            lines: list[str] = []
+            deadline = time.monotonic() + 20
+            assert proc.stdout is not None
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line and proc.poll() is not None:
+                    break
+                lines.append(line)
+                if line.strip().startswith("globex:") and "application_key" in line:
+                    break
+            output = "".join(lines)
+            assert f"http://127.0.0.1:{base + 2}/api/gwg/supplier" in output, output
+            assert f"http://127.0.0.1:{base}/tx/v10" in output
+            assert "acme: client_id=" in output
+            r = httpx.post(
+                f"http://127.0.0.1:{base + 1}/cvx/rest/api/v1/profile/full/json",
+                json={"account": "GLOBEX", "file": base64.b64encode(b"Jane Doe\njane@example.com").decode()},
+            )
+            assert r.status_code == 200
+            assert r.json()["Resume"]["StructuredResume"]["PersonName"]["FormattedName"] == "Jane Doe"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
     assert proc.returncode == 0
