@@ -30,6 +30,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _is_internal(host: str) -> bool:
+    """Loopback, private, link-local (cloud metadata) or reserved addresses."""
+    if _is_loopback(host):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast
+
+
 def base_url_for(connector: LoadedConnector, connection: Connection, *, allow_loopback: bool = False) -> str:
     """The connection's base URL (its override or the connector's template), checked against allowed hosts."""
     override = connection.config.get("base_url")
@@ -45,7 +56,7 @@ def base_url_for(connector: LoadedConnector, connection: Connection, *, allow_lo
             partner=connector.name,
             connection_id=connection.id,
         )
-    if _is_loopback(host) or (allowed and not any(fnmatch(host, pattern) for pattern in allowed)):
+    if _is_internal(host) or (allowed and not any(fnmatch(host, pattern) for pattern in allowed)):
         raise RequestRejected(
             f"connection {connection.id}: host {host!r} is not allowed for {connector.name} "
             f"(allowed: {', '.join(allowed) or 'none'}; loopback only in sandbox mode)",

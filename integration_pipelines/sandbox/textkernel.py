@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from integration_pipelines.sandbox.cv_text_parser import ParsedCV, UnreadableDocument, language_code, parse_cv
+from integration_pipelines.sandbox.data import JOB_FAMILIES
 from integration_pipelines.sandbox.simulator import Call, PartnerRoute, Simulator, TenantState, json_response
 
 ENGINE_VERSION = "11.4.0"
@@ -74,32 +75,8 @@ NORMALIZED_SKILLS: dict[str, str] = {
     "Salesforce": "Salesforce.com",
     "Microsoft Office": "Microsoft Office Suite",
 }
-IT_SKILLS = {
-    "Java",
-    "Python",
-    "JavaScript",
-    "TypeScript",
-    "React",
-    "Spring Boot",
-    "SQL",
-    "PostgreSQL",
-    "AWS",
-    "Azure",
-    "Docker",
-    "Kubernetes",
-    "Terraform",
-    "Git",
-    "CI/CD",
-    "REST APIs",
-    "Kafka",
-    "Linux",
-    "Selenium",
-    "Power BI",
-    "Salesforce",
-    "WMS",
-    "SAP FI",
-    "SAP MM",
-}
+# skills Textkernel's taxonomy files under "IT": the software family's, plus business systems
+IT_SKILLS = {*JOB_FAMILIES["software"].skills, "Power BI", "Salesforce", "WMS", "SAP FI", "SAP MM"}
 SECTION_TYPES = {
     "summary": "SUMMARY",
     "experience": "WORK HISTORY",

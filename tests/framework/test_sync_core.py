@@ -11,7 +11,7 @@ from integration_pipelines.sync.runner import StreamSync
 from tests.framework.fake_partner import PAGINATION, FakePartner, connector, make_records
 
 
-def run_sync(store: ConnectionStore, loaded, partner: FakePartner, connection_id: str):
+def run_sync(store: ConnectionStore, loaded, partner, connection_id: str):
     connection = store.get(connection_id)
     client = build_partner_client(loaded, connection, {}, transport=httpx.MockTransport(partner))
     with client:
@@ -107,3 +107,35 @@ def test_a_failed_page_keeps_earlier_pages_and_resumes(store: ConnectionStore) -
     assert resumed.resumed and resumed.records == 13
     assert count(store.engine, job, tenant_id="acme") == 23
     assert count(store.engine, record_links, connection_id=conn.id) == 23
+
+
+def test_a_repeated_page_is_fetched_again_not_skipped(store: ConnectionStore) -> None:
+    loaded = connector("offset")
+    conn = store.add("acme", loaded.spec)
+    partner = FakePartner("offset", make_records(12))
+    served = {"n": 0}
+
+    def repeats_page_one(request: httpx.Request) -> httpx.Response:
+        served["n"] += 1
+        if served["n"] == 2:  # the second request gets the first page again
+            return partner(httpx.Request("GET", request.url.copy_with(params={"limit": 5, "offset": 0})))
+        if served["n"] == 3:  # and then a body that is not JSON
+            return httpx.Response(200, content=b'{"items": [')
+        return partner(request)
+
+    report = run_sync(store, loaded, repeats_page_one, conn.id)
+    assert report.records == 12 and report.counts.inserted == 12
+    assert count(store.engine, job, tenant_id="acme") == 12
+
+
+def test_a_partner_that_keeps_repeating_pages_fails_clearly(store: ConnectionStore) -> None:
+    loaded = connector("offset")
+    conn = store.add("acme", loaded.spec)
+    partner = FakePartner("offset", make_records(12))
+
+    def always_page_one(request: httpx.Request) -> httpx.Response:
+        return partner(httpx.Request("GET", request.url.copy_with(params={"limit": 5, "offset": 0})))
+
+    with pytest.raises(Exception, match="served the previous page again"):
+        run_sync(store, loaded, always_page_one, conn.id)
+    assert count(store.engine, job, tenant_id="acme") == 5
