@@ -123,6 +123,64 @@ quarantine = sa.Table(
     sa.Column("resolved_at", UTCDateTime),
 )
 
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.String(140), nullable=False),
+    sa.Column("event_id", sa.String(200), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("occurred_at", UTCDateTime),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    # pending | applied | failed | ignored
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("applied_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("connection_id", "event_id", name="uq_inbox_connection_event"),
+    sa.Index("ix_inbox_pending", "status", "id"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.String(140), nullable=False, index=True),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("record_id", sa.String(36), nullable=False),  # internal id of the ATS record
+    sa.Column("operation", sa.String(10), nullable=False),  # create | update
+    sa.Column("payload", sa.JSON, nullable=False),  # the changed fields, as the ATS wrote them
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),  # pending|delivered|dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_record", "connection_id", "entity", "record_id", "id"),
+)
+
+conflict_log = sa.Table(
+    "conflict_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.String(140), nullable=False, index=True),
+    sa.Column("stream", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("record_id", sa.String(36), nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("ats_value", sa.JSON),
+    sa.Column("partner_value", sa.JSON),
+    sa.Column("winner", sa.String(10), nullable=False),  # ats | partner
+    sa.Column("policy", sa.String(30), nullable=False),
+    sa.Column("ats_changed_at", UTCDateTime),
+    sa.Column("partner_changed_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 # ------------------------------------------------------------------ canonical entities
 
 candidate = _entity(

@@ -274,21 +274,165 @@ class ResponseFilter(Strict):
     message: str | None = None  # template over the body, e.g. "{CSERROR.message}"
 
 
+# ---------------------------------------------------------------- webhooks, outbound, conflicts
+
+
+class Signature(Strict):
+    """How a partner proves a webhook came from it (checked before anything is stored).
+
+    * `hmac`: HMAC of the raw body in `header` (hex or base64, optional `prefix` like `sha256=`).
+    * `timestamped_hmac`: HMAC of `signed_payload` (e.g. `"{timestamp}.{body}"`, or Slack's
+      `"v0:{timestamp}:{body}"`) with the timestamp in `timestamp_header`; requests older than
+      `tolerance_seconds` are refused (replay window).
+    * `url_params_hmac`: HMAC of the full URL followed by the sorted form parameters, each
+      key immediately followed by its value (Twilio's scheme), usually SHA1 and base64.
+    * `token`: a shared verification token in `header` (or `query_param`), compared in constant time.
+    * `basic`: HTTP Basic credentials configured with the partner (SAP Fieldglass pushes).
+    * `none`: accepted unsigned (only for partners that sign nothing; say why in the file).
+    """
+
+    scheme: Literal["hmac", "timestamped_hmac", "url_params_hmac", "token", "basic", "none"]
+    secret: str = "webhook_secret"  # credential name of the shared secret / token / password
+    username: str | None = None  # credential name of the Basic user (scheme basic)
+    header: str | None = None
+    query_param: str | None = None
+    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    signed_payload: str = "{timestamp}.{body}"
+    tolerance_seconds: int = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def needs_where(self) -> "Signature":
+        if self.scheme in ("hmac", "timestamped_hmac", "url_params_hmac") and not self.header:
+            raise ValueError(f"scheme {self.scheme} needs the header that carries the signature")
+        if self.scheme == "timestamped_hmac" and not self.timestamp_header:
+            raise ValueError("scheme timestamped_hmac needs timestamp_header")
+        if self.scheme == "token" and not (self.header or self.query_param):
+            raise ValueError("scheme token needs header or query_param")
+        if self.scheme == "basic" and not self.username:
+            raise ValueError("scheme basic needs username (a credential name)")
+        return self
+
+
+class Handshake(Strict):
+    """A subscription check the partner makes before sending events: echo its challenge."""
+
+    method: Literal["GET", "POST"] = "GET"
+    param: str  # e.g. hub.challenge, validationToken, crc_token
+    location: Literal["query", "body"] = "query"
+    respond: Literal["text", "json"] = "text"
+    json_key: str | None = None  # respond {json_key: challenge} when respond is json
+
+
+class WebhookRoute(Strict):
+    """What an event type means: which inbound stream it feeds, and how to get the record."""
+
+    stream: str
+    record: str | None = None  # path to the record inside the event, when the event carries it
+    fetch: Request | None = None  # else fetch it (templates see `event`, e.g. {event.jobPostingUid})
+
+
+class Webhooks(Strict):
+    """Events the partner pushes to `POST /webhooks/{connection_id}`."""
+
+    signature: Signature
+    handshake: Handshake | None = None
+    format: Literal["json", "form", "xml"] = "json"
+    event_id: str  # path in the event; with the connection it makes the event unique
+    event_type: str  # path in the event; selects the route
+    occurred_at: str | None = None  # path in the event; orders events of the same record
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    routes: dict[str, WebhookRoute]
+
+
+# ---------------------------------------------------------------- outbound
+
+
+class CsvLayout(Strict):
+    """A file-style upload (e.g. Fieldglass connectors): header block, blank line, then a table."""
+
+    header_block: dict[str, str] = Field(default_factory=dict)
+    columns: list[str]
+
+
+class OutboundStep(Strict):
+    """A request made before the main one, e.g. create the worker a submission refers to.
+
+    `link` names the canonical entity whose record link stores the id this step creates
+    (`save.id`), so the step is skipped when the link already exists.
+    """
+
+    request: Request
+    body: dict[str, FieldMapping]
+    save: dict[str, str] = Field(default_factory=dict)  # name -> path in the response
+    link: str | None = None
+    link_key: str | None = None  # path in the outbound context of the linked record's internal id
+
+    _expand = field_validator("body", mode="before")(_expand_mapping)
+
+
+class Outbound(Strict):
+    """How an ATS change is sent: create (no record link yet) or update (linked)."""
+
+    create: Request
+    update: Request | None = None
+    body: dict[str, FieldMapping]  # partner field (dots nest) -> value from the outbound context
+    format: Literal["json", "form", "csv"] = "json"
+    csv: CsvLayout | None = None
+    response_id: str | None = None  # path in the create response: the partner's id for the record
+    steps: dict[str, OutboundStep] = Field(default_factory=dict)
+    context: dict[str, str] = Field(default_factory=dict)  # name -> canonical entity of a related record
+    max_attempts: int = Field(default=8, ge=1)
+
+    _expand = field_validator("body", mode="before")(_expand_mapping)
+
+
+class FieldPolicy(Strict):
+    """Who wins when the ATS and the partner both changed a record since the last sync."""
+
+    default: Literal["source_of_truth_partner", "source_of_truth_ats", "last_writer_wins"] = (
+        "source_of_truth_partner"
+    )
+    fields: dict[str, Literal["source_of_truth_partner", "source_of_truth_ats", "last_writer_wins"]] = Field(
+        default_factory=dict
+    )
+
+
 class Stream(Strict):
+    """One flow of one entity. Inbound parts: request, records, primary_key, mapping.
+    Outbound part: `outbound`. A bidirectional stream has both."""
+
     direction: Literal["inbound", "outbound", "bidirectional"]
     entity: str
     description: str = ""
-    request: Request
+    request: Request | None = None
     format: Literal["json", "xml"] = "json"
     records: str | None = None  # path to the list (or single object) of records; none = body
-    primary_key: str
+    primary_key: str | None = None
     incremental: Incremental | None = None
     for_each: ForEach | None = None
     pagination: PaginationSpec | None = None  # overrides the connector's
     response_filters: list[ResponseFilter] = Field(default_factory=list)
-    mapping: dict[str, FieldMapping]
+    mapping: dict[str, FieldMapping] = Field(default_factory=dict)
+    outbound: Outbound | None = None
+    poll: bool = True  # False: inbound only through webhooks (no polling schedule)
 
     _expand = field_validator("mapping", mode="before")(_expand_mapping)
+
+    @model_validator(mode="after")
+    def parts_for_direction(self) -> "Stream":
+        if self.direction in ("inbound", "bidirectional"):
+            missing = [n for n in ("request", "primary_key") if getattr(self, n) is None]
+            if missing or not self.mapping:
+                raise ValueError(
+                    f"an {self.direction} stream needs request, primary_key and mapping "
+                    f"(missing: {', '.join(missing + ([] if self.mapping else ['mapping']))})"
+                )
+        if self.direction in ("outbound", "bidirectional") and self.outbound is None:
+            raise ValueError(f"an {self.direction} stream needs an outbound: block")
+        return self
 
     @field_validator("entity")
     @classmethod
@@ -302,7 +446,7 @@ class Stream(Strict):
     @field_validator("mapping")
     @classmethod
     def has_external_id(cls, v: dict[str, FieldMapping]) -> dict[str, FieldMapping]:
-        if "external_id" not in v:
+        if v and "external_id" not in v:
             raise ValueError("mapping must produce external_id (the partner's id for the record)")
         return v
 
@@ -310,14 +454,6 @@ class Stream(Strict):
 class Schedule(Strict):
     cron: str = "0 * * * *"
     timezone: str = "UTC"
-
-
-class Webhooks(Strict):
-    """Declared now, used by the webhook receiver (sync & webhooks layer)."""
-
-    signature: dict[str, Any] | None = None
-    event_id: str | None = None
-    routes: dict[str, str] = Field(default_factory=dict)
 
 
 class Connector(Strict):
@@ -341,9 +477,13 @@ class Connector(Strict):
     schedule: Schedule = Schedule()
     streams: dict[str, Stream]
     webhooks: Webhooks | None = None
+    conflicts: dict[str, FieldPolicy] = Field(default_factory=dict)  # canonical entity -> policy
 
     def inbound_streams(self) -> dict[str, Stream]:
         return {n: s for n, s in self.streams.items() if s.direction in ("inbound", "bidirectional")}
+
+    def outbound_streams(self) -> dict[str, Stream]:
+        return {n: s for n, s in self.streams.items() if s.direction in ("outbound", "bidirectional")}
 
     @property
     def credential_names(self) -> list[str]:
