@@ -6,10 +6,12 @@ from integration_pipelines.assets.sync_assets import (
     build_ats_entities,
     build_connector_assets,
     sync_asset_key,
+    webhook_events_key,
 )
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
 from integration_pipelines.resources.dagster_resources import default_resources
 from integration_pipelines.sensors.connections_sensor import build_connections_sensor
+from integration_pipelines.sensors.inbox_sensor import build_inbox_sensor
 from integration_pipelines.sensors.schedules import build_poll_schedule
 
 
@@ -17,10 +19,14 @@ def sync_job_name(connector: str) -> str:
     return f"{connector}_sync"
 
 
+def webhooks_job_name(connector: str) -> str:
+    return f"{connector}_webhooks"
+
+
 def build_definitions(connectors: list[LoadedConnector], resources: dict | None = None) -> dg.Definitions:
     """Assets, jobs, schedules and sensors for `connectors`."""
     assets: list = []
-    jobs, schedules = [], []
+    jobs, schedules, sensors = [], [], [build_connections_sensor(connectors)]
     for connector in connectors:
         assets.extend(build_connector_assets(connector))
         keys = [sync_asset_key(connector.name, s) for s in connector.spec.inbound_streams()]
@@ -34,12 +40,21 @@ def build_definitions(connectors: list[LoadedConnector], resources: dict | None 
         )
         jobs.append(job)
         schedules.append(build_poll_schedule(connector, job))
+        if connector.spec.webhooks:
+            webhooks_job = dg.define_asset_job(
+                webhooks_job_name(connector.name),
+                selection=dg.AssetSelection.assets(webhook_events_key(connector.name)),
+                description=f"Apply pending {connector.spec.title} webhook events of one connection.",
+                tags={"connector": connector.name},
+            )
+            jobs.append(webhooks_job)
+            sensors.append(build_inbox_sensor(connector, webhooks_job))
     assets.extend(build_ats_entities(connectors))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
         schedules=schedules,
-        sensors=[build_connections_sensor(connectors)],
+        sensors=sensors,
         resources=resources or default_resources(),
     )
 

@@ -61,8 +61,43 @@ def _partner_source(connector: LoadedConnector, name: str, stream: Stream) -> dg
     )
 
 
+def lookup_deps(connector: LoadedConnector, stream: Stream) -> list[dg.AssetKey]:
+    """Streams of the same connector that write the entities this stream looks up (sync them first)."""
+    wanted = {m.lookup for m in stream.mapping.values() if m.lookup}
+    return [
+        sync_asset_key(connector.name, other)
+        for other, s in connector.spec.inbound_streams().items()
+        if s.entity in wanted and s is not stream
+    ]
+
+
+def _metadata(report) -> dict:
+    return {
+        "records": report.records,
+        "written": report.written,
+        "inserted": report.counts.inserted,
+        "updated": report.counts.updated,
+        "unchanged": report.counts.unchanged,
+        "stale": report.counts.stale,
+        "conflicts": report.counts.conflicts,
+        "rejected": report.rejected,
+        "pages": report.pages,
+        "duration_seconds": report.duration_seconds,
+        "cursor": str(report.cursor) if report.cursor else "",
+        "resumed": report.resumed,
+    }
+
+
+def _failure(connector: str, what: str, partition: str, exc: PartnerError) -> dg.Failure:
+    return dg.Failure(
+        description=f"{connector} {what} for {partition}: {exc}",
+        metadata={"failure_type": exc.failure_type, "connection": partition},
+        allow_retries=exc.failure_type == "transient_error",
+    )
+
+
 def _sync_asset(connector: LoadedConnector, name: str, stream: Stream) -> dg.AssetsDefinition:
-    deps = [partner_source_key(connector.name, name)]
+    deps = [partner_source_key(connector.name, name), *lookup_deps(connector, stream)]
     if stream.for_each:
         deps.append(ats_key(stream.for_each.entity))
     connector_name = connector.name
@@ -96,28 +131,56 @@ def _sync_asset(connector: LoadedConnector, name: str, stream: Stream) -> dg.Ass
                 run_id=context.run.run_id,
             )
         except PartnerError as exc:
-            raise dg.Failure(
-                description=f"{connector_name} {name} for {context.partition_key}: {exc}",
-                metadata={"failure_type": exc.failure_type, "connection": context.partition_key},
-                allow_retries=exc.failure_type == "transient_error",
-            ) from None
-        return dg.MaterializeResult(
-            metadata={
-                "connection": context.partition_key,
-                "records": report.records,
-                "written": report.written,
-                "inserted": report.counts.inserted,
-                "updated": report.counts.updated,
-                "unchanged": report.counts.unchanged,
-                "rejected": report.rejected,
-                "pages": report.pages,
-                "duration_seconds": report.duration_seconds,
-                "cursor": str(report.cursor) if report.cursor else "",
-                "resumed": report.resumed,
-            }
-        )
+            raise _failure(connector_name, name, context.partition_key, exc) from None
+        return dg.MaterializeResult(metadata={"connection": context.partition_key, **_metadata(report)})
 
     return _sync
+
+
+def webhook_events_key(connector: str) -> dg.AssetKey:
+    return dg.AssetKey([connector, "webhook_events"])
+
+
+def _webhook_asset(connector: LoadedConnector) -> dg.AssetsDefinition:
+    """Applies the connector's webhook events from the inbox, per connection."""
+    webhooks = connector.spec.webhooks
+    assert webhooks is not None
+    connector_name = connector.name
+
+    @dg.asset(
+        key=webhook_events_key(connector.name),
+        partitions_def=partitions_for(connector),
+        group_name=connector.name,
+        deps=[partner_source_key(connector.name, "webhooks")],
+        kinds={"python", "pandas"},
+        pool=f"partner_{connector.name}",
+        description=f"Apply {connector.spec.title} webhook events received into the inbox.",
+        metadata={"connector": connector.name, "routes": ", ".join(sorted(webhooks.routes))},
+        tags={"connector": connector.name, "category": connector.spec.category},
+    )
+    def _apply(
+        context: dg.AssetExecutionContext,
+        database: IntegrationDatabase,
+        vault: CredentialVaultResource,
+        partner_api: PartnerApi,
+    ) -> dg.MaterializeResult:
+        from integration_pipelines.sync.service import apply_webhook_events
+
+        try:
+            report = apply_webhook_events(
+                database.engine(),
+                vault.vault(),
+                context.partition_key,
+                connector=connector,
+                allow_loopback=partner_api.sandbox,
+                progress=context.log.info,
+                run_id=context.run.run_id,
+            )
+        except PartnerError as exc:
+            raise _failure(connector_name, "webhook events", context.partition_key, exc) from None
+        return dg.MaterializeResult(metadata={"connection": context.partition_key, **_metadata(report)})
+
+    return _apply
 
 
 def build_connector_assets(connector: LoadedConnector) -> list[dg.AssetsDefinition | dg.AssetSpec]:
@@ -126,6 +189,16 @@ def build_connector_assets(connector: LoadedConnector) -> list[dg.AssetsDefiniti
     for name, stream in connector.spec.inbound_streams().items():
         assets.append(_partner_source(connector, name, stream))
         assets.append(_sync_asset(connector, name, stream))
+    if connector.spec.webhooks:
+        assets.append(
+            dg.AssetSpec(
+                key=partner_source_key(connector.name, "webhooks"),
+                group_name=connector.name,
+                description=f"{connector.spec.title}: events pushed to POST /webhooks/<connection>",
+                kinds={"api"},
+            )
+        )
+        assets.append(_webhook_asset(connector))
     return assets
 
 
@@ -133,9 +206,14 @@ def build_ats_entities(connectors: list[LoadedConnector]) -> list[dg.AssetSpec]:
     """The ATS entities, each downstream of every sync stream that writes it."""
     writers: dict[str, list[dg.AssetKey]] = {entity: [] for entity in ENTITY_DESCRIPTIONS}
     for connector in connectors:
-        for name, stream in connector.spec.inbound_streams().items():
+        streams = connector.spec.inbound_streams()
+        for name, stream in streams.items():
             for entity in entities_written(stream):
                 writers[entity].append(sync_asset_key(connector.name, name))
+        if connector.spec.webhooks:
+            routed = {streams[r.stream].entity for r in connector.spec.webhooks.routes.values()}
+            for entity in sorted(routed):
+                writers[entity].append(webhook_events_key(connector.name))
     return [
         dg.AssetSpec(
             key=ats_key(entity),

@@ -105,6 +105,31 @@ def _semantic_problems(spec: Connector, path: Path, node: yaml.Node, hooks: dict
             pagination = stream.pagination or spec.pagination
             if pagination.kind != "none":
                 add(("streams", stream_name, "pagination"), "only GET streams can be paginated")
+    if spec.webhooks:
+        inbound = spec.inbound_streams()
+        for event_type, route in spec.webhooks.routes.items():
+            if route.stream not in inbound:
+                add(
+                    ("webhooks", "routes", event_type, "stream"),
+                    f"route to {route.stream!r}, which is not an inbound stream of {spec.name} "
+                    f"(inbound: {', '.join(inbound) or 'none'})",
+                )
+    for entity in spec.conflicts:
+        if entity not in ENTITY_TABLES:
+            add(("conflicts", entity), f"{entity!r} is not a canonical entity")
+        else:
+            columns = set(ENTITY_TABLES[entity].columns.keys())
+            for name in spec.conflicts[entity].fields:
+                if name not in columns:
+                    add(("conflicts", entity, "fields", name), f"{entity} has no field {name!r}")
+    for stream_name, stream in spec.outbound_streams().items():
+        assert stream.outbound is not None
+        for name, entity in stream.outbound.context.items():
+            if entity not in ENTITY_TABLES:
+                add(
+                    ("streams", stream_name, "outbound", "context", name),
+                    f"{entity!r} is not a canonical entity",
+                )
     return problems
 
 

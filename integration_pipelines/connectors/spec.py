@@ -212,6 +212,7 @@ class FieldMapping(Strict):
     timezone: str | None = None
     items: dict[str, str] | None = None  # for list values: output key -> path inside each element
     lookup: str | None = None  # canonical entity whose external id the value is
+    lookup_missing: Literal["reject", "null"] = "reject"  # an id not synced yet: reject the row, or null
     default: Any = None
 
     @model_validator(mode="after")
@@ -374,11 +375,16 @@ class OutboundStep(Strict):
 
 
 class Outbound(Strict):
-    """How an ATS change is sent: create (no record link yet) or update (linked)."""
+    """How an ATS change is sent: create (no record link yet) or update (linked).
 
-    create: Request
+    Without `create`, the partner makes these records itself (e.g. a VMS creates placements)
+    and only updates of linked records are sent. `update_body` defaults to `body`.
+    """
+
+    create: Request | None = None
     update: Request | None = None
-    body: dict[str, FieldMapping]  # partner field (dots nest) -> value from the outbound context
+    body: dict[str, FieldMapping] = Field(default_factory=dict)  # partner field (dots nest) -> value
+    update_body: dict[str, FieldMapping] | None = None
     format: Literal["json", "form", "csv"] = "json"
     csv: CsvLayout | None = None
     response_id: str | None = None  # path in the create response: the partner's id for the record
@@ -386,7 +392,17 @@ class Outbound(Strict):
     context: dict[str, str] = Field(default_factory=dict)  # name -> canonical entity of a related record
     max_attempts: int = Field(default=8, ge=1)
 
-    _expand = field_validator("body", mode="before")(_expand_mapping)
+    _expand = field_validator("body", "update_body", mode="before")(_expand_mapping)
+
+    @model_validator(mode="after")
+    def sends_something(self) -> "Outbound":
+        if self.create is None and self.update is None:
+            raise ValueError("outbound needs create, update or both")
+        if self.create is not None and not self.body:
+            raise ValueError("outbound create needs a body")
+        if self.csv is not None and self.format != "csv" or self.format == "csv" and self.csv is None:
+            raise ValueError("format: csv and a csv: layout go together")
+        return self
 
 
 class FieldPolicy(Strict):
@@ -417,7 +433,6 @@ class Stream(Strict):
     response_filters: list[ResponseFilter] = Field(default_factory=list)
     mapping: dict[str, FieldMapping] = Field(default_factory=dict)
     outbound: Outbound | None = None
-    poll: bool = True  # False: inbound only through webhooks (no polling schedule)
 
     _expand = field_validator("mapping", mode="before")(_expand_mapping)
 
@@ -505,3 +520,11 @@ class Connector(Strict):
         for part in templated.split("{credentials.")[1:]:
             names.append(part.split("}")[0])
         return list(dict.fromkeys(names))
+
+    @property
+    def webhook_credential_names(self) -> list[str]:
+        """The secrets the webhook receiver needs to verify this partner's events."""
+        if self.webhooks is None or self.webhooks.signature.scheme == "none":
+            return []
+        signature = self.webhooks.signature
+        return [n for n in (signature.username, signature.secret) if n]

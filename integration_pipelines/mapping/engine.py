@@ -182,7 +182,7 @@ def _map_field(
         steps.append(lambda v: apply_type(v, spec.type, spec.format, spec.timezone, f.name))
     if spec.lookup is not None:
         assert lookup is not None
-        steps.append(lambda v: apply_lookup(v, spec.lookup, lookup, f.name))
+        steps.append(lambda v: apply_lookup(v, spec.lookup, lookup, f.name, spec.lookup_missing))
     for run in steps:
         step = run(values)
         values = step.values

@@ -151,8 +151,11 @@ def apply_type(values: pd.Series, type_: str, fmt: str | None, timezone: str | N
     return Step(result.values, result.bad, reasons)
 
 
-def apply_lookup(values: pd.Series, entity: str, lookup: Lookup, field_name: str) -> Step:
-    """Resolve partner external ids (as text) to ATS internal ids; unknown ids are row errors.
+def apply_lookup(
+    values: pd.Series, entity: str, lookup: Lookup, field_name: str, missing: str = "reject"
+) -> Step:
+    """Resolve partner external ids (as text) to ATS internal ids; unknown ids are row errors
+    (or, with `missing="null"`, simply null: a reference the ATS does not hold).
 
     `lookup(entity, ids)` is called once, with the non-null ids (index = their rows), and must
     return the internal ids aligned to that index (null where unknown).
@@ -180,6 +183,8 @@ def apply_lookup(values: pd.Series, entity: str, lookup: Lookup, field_name: str
     if found.dtype.kind in "iu":
         found = found.astype("Int64")
     result = found.reindex(values.index)
+    if missing == "null":
+        return Step(result)
     unresolved = present & result.isna().to_numpy()
     reasons = [
         f"{field_name}: no {entity} with external id {show_value(v)} has been synced for this connection"

@@ -5,6 +5,9 @@ paths, field names, pagination, error bodies, rate-limit headers, and the sheet'
 design" where a detail is unconfirmed (each module's docstring lists those). Every simulator
 can inject faults on demand (``faults.py``). Start them with ``Sandbox`` (tests) or
 ``python -m integration_pipelines.sandbox`` / ``integration-pipelines sandbox`` (``run_forever``).
+The VMS simulators (Beeline, SAP Fieldglass) are bi-directional: they push events to a
+subscriber (``webhooks.py``), take submissions and placement updates, and can be edited
+"buyer-side" by tests.
 """
 
 from integration_pipelines.sandbox.beeline import BeelineSimulator
@@ -17,6 +20,7 @@ from integration_pipelines.sandbox.sap_fieldglass import SapFieldglassSimulator
 from integration_pipelines.sandbox.server import PARTNERS, SIMULATOR_CLASSES, Sandbox, run_forever
 from integration_pipelines.sandbox.simulator import Simulator, SimulatorStats
 from integration_pipelines.sandbox.textkernel import TextkernelSimulator
+from integration_pipelines.sandbox.webhooks import WebhookSender
 
 __all__ = [
     "FAULT_KINDS",
@@ -33,6 +37,7 @@ __all__ = [
     "SimulatorStats",
     "TextkernelSimulator",
     "UnreadableDocument",
+    "WebhookSender",
     "corrupt_document",
     "generate_candidates",
     "parse_cv",

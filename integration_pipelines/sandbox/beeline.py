@@ -14,15 +14,46 @@ Unconfirmed — plausible design, as the fact sheet suggests: the resource paths
 (default 50, 1..200, else 400), the ordering (``updatedAt`` then ``uid``), enumerations and
 the error body ``{"status": 400, "error": "Bad Request", "message": "..."}``. The token
 endpoint answers OAuth-style errors (``{"error": "invalid_client"}``).
+
+Placements and submissions (unconfirmed — plausible design): candidates carry
+``submittedAt`` and ``updatedAt``; ``GET /candidates`` takes ``updatedSince`` and
+``jobPostingUid`` and is ordered like postings. ``POST /workers`` and ``POST /candidates``
+honour an ``Idempotency-Key`` header: a key seen before (per tenant and endpoint) answers the
+first successful answer again with 200 (plus ``Idempotent-Replayed: true``) and creates
+nothing; the replayed request's body is not compared; error answers are not remembered.
+Assignments (the placement, created when the buyer accepts a candidate) live at
+``/assignments`` (list with ``limit``/``offset``/``updatedSince``, detail, and ``PATCH`` of
+``startDate``, ``endDate``, ``billRate``, ``payRate``, ``status``; a ``null`` value means
+"no change"; any other field is refused with 400 so a mapping typo fails loudly). Each
+tenant is seeded with up to 20 assignments (each with its worker and ACCEPTED candidate, on
+FILLED/CLOSED postings first).
+``set_candidate_status``, ``accept`` and ``edit_assignment`` are the buyer's side.
+
+Webhooks (the sheet: "Receiving a notification for new postings" exists, but delivery,
+payload and signature are unknown — all of this is plausible design): ``POST`` to the
+subscriber with ``Content-Type: application/json``, ``X-Beeline-Timestamp: <unix seconds>``
+and ``X-Beeline-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`` keyed with
+the tenant's ``webhook_secret``. Body ``{"eventId", "event", "occurredAt", ...ids}``;
+notification style (the receiver fetches the record): ``jobPosting.created`` /
+``jobPosting.updated`` carry ``jobPostingUid`` (``add_records`` / ``touch``),
+``candidate.statusChanged`` carries ``candidateUid`` and ``status`` (``set_candidate_status``,
+``accept``), ``assignment.updated`` carries ``assignmentUid`` (``accept`` creating one,
+``edit_assignment``). ``occurredAt`` is the record's new ``updatedAt``. Changes the supplier
+makes through the API (POST/PATCH) never fire webhooks.
 """
 
 import base64
 import copy
 import hashlib
+import hmac
+import json
 import math
+import random
 import re
+import time
 import uuid
-from datetime import date, datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,6 +62,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from integration_pipelines.sandbox.data import (
+    generate_candidates,
     generate_requisitions,
     iso_utc,
     next_after,
@@ -50,14 +82,69 @@ from integration_pipelines.sandbox.simulator import (
 POSTING_STATUSES = ("OPEN", "ON_HOLD", "CLOSED", "FILLED")
 RATE_PERIODS = ("HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 CANDIDATE_PATCH_STATUSES = ("RESCINDED", "RESUBMITTED")
+CANDIDATE_STATUSES = ("SUBMITTED", "RESUBMITTED", "RESCINDED", "REJECTED", "ACCEPTED")
+ASSIGNMENT_STATUSES = ("PENDING_START", "ACTIVE", "ENDED", "CANCELLED")
+#: Assignment fields the supplier may PATCH (and the buyer may edit), with snake_case aliases
+#: accepted by ``edit_assignment``.
+ASSIGNMENT_FIELDS = {
+    "startDate": "start_date",
+    "endDate": "end_date",
+    "billRate": "bill_rate",
+    "payRate": "pay_rate",
+    "status": "status",
+}
+SEEDED_ASSIGNMENTS = 20
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _uid(*parts: str) -> str:
     digest = hashlib.sha256(":".join(parts).encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def _stamp_after(records: Iterable[dict[str, Any]]) -> str:
+    """Now, but strictly later than every ``updatedAt`` of ``records`` (cursor-safe)."""
+    stamps = [r["updatedAt"] for r in records]
+    return iso_utc(next_after(parse_iso_utc(max(stamps)) if stamps else None))
+
+
+def _is_rate(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+
+
+def _check_assignment_changes(changes: dict[str, Any]) -> dict[str, Any] | str:
+    """Validated, normalised assignment changes, or the problem as a message (``null``
+    values mean "no change")."""
+    unknown = sorted(set(changes) - set(ASSIGNMENT_FIELDS))
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown)}; updatable: {', '.join(ASSIGNMENT_FIELDS)}"
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return f"nothing to update: send any of {', '.join(ASSIGNMENT_FIELDS)}"
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name in ("startDate", "endDate"):
+            if isinstance(value, date):
+                value = value.isoformat()
+            try:
+                if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+                    raise ValueError
+                date.fromisoformat(value)
+            except ValueError:
+                return f"{name} must be a date in the format YYYY-MM-DD"
+            out[name] = value
+        elif name in ("billRate", "payRate"):
+            if not _is_rate(value):
+                return f"{name} must be a positive number"
+            out[name] = float(value)
+        elif value not in ASSIGNMENT_STATUSES:
+            return f"status must be one of {', '.join(ASSIGNMENT_STATUSES)}"
+        else:
+            out[name] = value
+    return out
 
 
 class BeelineSimulator(Simulator):
@@ -69,6 +156,7 @@ class BeelineSimulator(Simulator):
     default_rate_limit = 100
     default_records = 300
     bearer_tokens = True
+    supports_webhooks = True
 
     def partner_routes(self) -> list[PartnerRoute]:
         return [
@@ -83,6 +171,9 @@ class BeelineSimulator(Simulator):
             PartnerRoute("/candidates", ["POST"], self.submit_candidate),
             PartnerRoute("/candidates/{uid}", ["GET"], self.get_candidate, data=True),
             PartnerRoute("/candidates/{uid}", ["PATCH"], self.update_candidate),
+            PartnerRoute("/assignments", ["GET"], self.list_assignments, data=True),
+            PartnerRoute("/assignments/{uid}", ["GET"], self.get_assignment, data=True),
+            PartnerRoute("/assignments/{uid}", ["PATCH"], self.update_assignment),
         ]
 
     # ------------------------------------------------------------------ tenants and data
@@ -91,11 +182,80 @@ class BeelineSimulator(Simulator):
         return {
             "client_id": _uid("beeline-client", tenant),
             "client_secret": self.derive(tenant, "secret", 48),
+            "webhook_secret": self.derive(tenant, "webhook-secret", 48),
         }
 
     def seed_tenant(self, state: TenantState, records: int) -> None:
-        state.data.update(postings={}, workers={}, candidates={}, next_index=0, touches=0)
+        state.data.update(
+            postings={},
+            workers={},
+            candidates={},
+            assignments={},
+            idempotency={},
+            next_index=0,
+            touches=0,
+        )
         self._add_postings(state, records, fresh=False)
+        self._seed_assignments(state, min(SEEDED_ASSIGNMENTS, records))
+
+    def _seed_assignments(self, state: TenantState, n: int) -> None:
+        """``n`` placements, each with its worker and ACCEPTED candidate (deterministic)."""
+        if n <= 0 or not state.data["postings"]:
+            return
+        tenant = state.name
+        rng = seeded_rng("beeline-assignments", tenant)
+        rank = {"FILLED": 0, "CLOSED": 1, "ON_HOLD": 2, "OPEN": 3}
+        postings = sorted(state.data["postings"].values(), key=lambda p: (rank[p["status"]], p["uid"]))
+        for i, person in enumerate(generate_candidates(f"beeline-workers:{tenant}", n)):
+            posting = postings[i % len(postings)]
+            worker_at = parse_iso_utc(posting["createdAt"]) + timedelta(
+                days=rng.randint(1, 5), minutes=rng.randint(0, 600)
+            )
+            submitted_at = worker_at + timedelta(minutes=rng.randint(5, 120))
+            accepted_at = submitted_at + timedelta(days=rng.randint(2, 14), minutes=rng.randint(0, 600))
+            changed_at = accepted_at + timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 600))
+            bill = round(float(posting["billRateMax"]) * rng.uniform(0.85, 1.0), 2)
+            worker = {
+                "uid": _uid("beeline-worker", tenant, str(i)),
+                "firstName": person["first_name"],
+                "lastName": person["last_name"],
+                "email": person["email"],
+                "phone": person["phone"],
+                "createdAt": iso_utc(worker_at),
+                "updatedAt": iso_utc(worker_at),
+            }
+            candidate = {
+                "uid": _uid("beeline-candidate", tenant, str(i)),
+                "status": "ACCEPTED",
+                "jobPostingUid": posting["uid"],
+                "enterpriseJobPostingNumber": posting["enterpriseJobPostingNumber"],
+                "rateCurrency": posting["rateCurrency"],
+                "ratePeriod": posting["ratePeriod"],
+                "workerUid": worker["uid"],
+                "rate": bill,
+                "availableDate": posting["startDate"],
+                "submittedAt": iso_utc(submitted_at),
+                "createdAt": iso_utc(submitted_at),
+                "updatedAt": iso_utc(accepted_at),
+            }
+            assignment = {
+                "uid": _uid("beeline-assignment", tenant, str(i)),
+                "candidateUid": candidate["uid"],
+                "jobPostingUid": posting["uid"],
+                "workerUid": worker["uid"],
+                "status": rng.choices(ASSIGNMENT_STATUSES, weights=[3, 10, 4, 1])[0],
+                "startDate": posting["startDate"],
+                "endDate": posting["endDate"],
+                "billRate": bill,
+                "payRate": round(bill * rng.uniform(0.68, 0.78), 2),
+                "rateCurrency": posting["rateCurrency"],
+                "ratePeriod": posting["ratePeriod"],
+                "createdAt": iso_utc(accepted_at),
+                "updatedAt": iso_utc(changed_at),
+            }
+            state.data["workers"][worker["uid"]] = worker
+            state.data["candidates"][candidate["uid"]] = candidate
+            state.data["assignments"][assignment["uid"]] = assignment
 
     def _posting(self, tenant: str, req: dict[str, Any]) -> dict[str, Any]:
         roll = req["status_roll"]
@@ -152,12 +312,172 @@ class BeelineSimulator(Simulator):
             for uid in chosen:
                 postings[uid]["positions"] += 1
                 postings[uid]["updatedAt"] = stamp
+            self.emit(tenant, [self._event("jobPosting.updated", stamp, jobPostingUid=uid) for uid in chosen])
             return chosen
 
     def add_records(self, tenant: str, n: int) -> list[str]:
         """Create ``n`` new OPEN postings stamped now (later than every other posting)."""
         with self._lock:
-            return self._add_postings(self.tenant_state(tenant), n, fresh=True)
+            state = self.tenant_state(tenant)
+            ids = self._add_postings(state, n, fresh=True)
+            self.emit(
+                tenant,
+                [
+                    self._event(
+                        "jobPosting.created", state.data["postings"][uid]["updatedAt"], jobPostingUid=uid
+                    )
+                    for uid in ids
+                ],
+            )
+            return ids
+
+    # ------------------------------------------------------------------ buyer side (tests, demo)
+
+    def set_candidate_status(self, tenant: str, uid: str, status: str) -> dict[str, Any]:
+        """The buyer moves a candidate to ``status`` (fires ``candidate.statusChanged``)."""
+        if status not in CANDIDATE_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(CANDIDATE_STATUSES)}, got {status!r}")
+        with self._lock:
+            candidates = self.tenant_state(tenant).data["candidates"]
+            candidate = candidates.get(uid)
+            if candidate is None:
+                raise KeyError(f"beeline: tenant {tenant!r} has no candidate {uid!r}")
+            candidate["status"] = status
+            candidate["updatedAt"] = _stamp_after(candidates.values())
+            self.emit(
+                tenant,
+                [
+                    self._event(
+                        "candidate.statusChanged", candidate["updatedAt"], candidateUid=uid, status=status
+                    )
+                ],
+            )
+            return copy.deepcopy(candidate)
+
+    def accept(self, tenant: str, candidate_uid: str, start_date: date | str, end_date: date | str) -> str:
+        """The buyer accepts a candidate: status ACCEPTED and a PENDING_START assignment at the
+        candidate's rate (pay rate 75 % of it). Fires ``candidate.statusChanged`` and
+        ``assignment.updated``; returns the assignment's uid."""
+        dates = _check_assignment_changes({"startDate": start_date, "endDate": end_date})
+        if isinstance(dates, str):
+            raise ValueError(dates)
+        if dates["endDate"] < dates["startDate"]:
+            raise ValueError("end_date is before start_date")
+        with self._lock:
+            data = self.tenant_state(tenant).data
+            candidate = data["candidates"].get(candidate_uid)
+            if candidate is None:
+                raise KeyError(f"beeline: tenant {tenant!r} has no candidate {candidate_uid!r}")
+            if candidate["status"] == "RESCINDED":
+                raise ValueError(f"candidate {candidate_uid} was rescinded by the supplier")
+            if any(a["candidateUid"] == candidate_uid for a in data["assignments"].values()):
+                raise ValueError(f"candidate {candidate_uid} already has an assignment")
+            self.set_candidate_status(tenant, candidate_uid, "ACCEPTED")
+            stamp = _stamp_after(data["assignments"].values())
+            assignment = {
+                "uid": str(uuid.uuid4()),
+                "candidateUid": candidate_uid,
+                "jobPostingUid": candidate["jobPostingUid"],
+                "workerUid": candidate["workerUid"],
+                "status": "PENDING_START",
+                "startDate": dates["startDate"],
+                "endDate": dates["endDate"],
+                "billRate": float(candidate["rate"]),
+                "payRate": round(float(candidate["rate"]) * 0.75, 2),
+                "rateCurrency": candidate["rateCurrency"],
+                "ratePeriod": candidate["ratePeriod"],
+                "createdAt": stamp,
+                "updatedAt": stamp,
+            }
+            data["assignments"][assignment["uid"]] = assignment
+            self.emit(tenant, [self._event("assignment.updated", stamp, assignmentUid=assignment["uid"])])
+            return assignment["uid"]
+
+    def collection(self, tenant: str, path: str) -> list[dict[str, Any]]:
+        readers = {
+            "/job-postings": self.postings,
+            "/candidates": self.candidates,
+            "/assignments": self.assignments,
+        }
+        if path not in readers:
+            return super().collection(tenant, path)
+        return readers[path](tenant)
+
+    def change(self, tenant: str, path: str, n: int) -> list[str]:
+        if path == "/job-postings":
+            return self.touch(tenant, n)
+        if path == "/candidates":
+            chosen = self.candidates(tenant)[:n]
+            for c in chosen:
+                self.set_candidate_status(
+                    tenant, c["uid"], "RESUBMITTED" if c["status"] == "REJECTED" else "REJECTED"
+                )
+            return [c["uid"] for c in chosen]
+        if path == "/assignments":
+            chosen = self.assignments(tenant)[:n]
+            for a in chosen:
+                self.edit_assignment(tenant, a["uid"], billRate=round(float(a["billRate"]) + 1, 2))
+            return [a["uid"] for a in chosen]
+        return super().change(tenant, path, n)
+
+    def edit_assignment(self, tenant: str, uid: str, **fields: Any) -> dict[str, Any]:
+        """A buyer-side change of an assignment (``startDate``/``start_date``, ``endDate``,
+        ``billRate``, ``payRate``, ``status``): bumps ``updatedAt`` and fires
+        ``assignment.updated``. Returns the updated assignment."""
+        aliases = {alias: name for name, alias in ASSIGNMENT_FIELDS.items()}
+        changes = _check_assignment_changes({aliases.get(k, k): v for k, v in fields.items()})
+        if isinstance(changes, str):
+            raise ValueError(changes)
+        with self._lock:
+            assignment = self._apply_assignment(tenant, uid, changes)
+            if isinstance(assignment, str):
+                raise ValueError(assignment)
+            self.emit(tenant, [self._event("assignment.updated", assignment["updatedAt"], assignmentUid=uid)])
+            return assignment
+
+    def _apply_assignment(self, tenant: str, uid: str, changes: dict[str, Any]) -> dict[str, Any] | str:
+        """Apply validated changes (``KeyError`` for an unknown uid); the result or a problem."""
+        assignments = self.tenant_state(tenant).data["assignments"]
+        assignment = assignments.get(uid)
+        if assignment is None:
+            raise KeyError(f"beeline: tenant {tenant!r} has no assignment {uid!r}")
+        merged = {**assignment, **changes}
+        if merged["endDate"] < merged["startDate"]:
+            return f"endDate {merged['endDate']} is before startDate {merged['startDate']}"
+        assignment.update(changes)
+        assignment["updatedAt"] = _stamp_after(assignments.values())
+        return copy.deepcopy(assignment)
+
+    def assignments(self, tenant: str) -> list[dict[str, Any]]:
+        """All assignments of a tenant in API order (copies)."""
+        with self._lock:
+            items = list(self.tenant_state(tenant).data["assignments"].values())
+            return copy.deepcopy(sorted(items, key=lambda a: (a["updatedAt"], a["uid"])))
+
+    # ------------------------------------------------------------------ webhooks
+
+    @staticmethod
+    def _event(kind: str, occurred_at: str, **ids: str) -> dict[str, Any]:
+        return {"eventId": str(uuid.uuid4()), "event": kind, "occurredAt": occurred_at, **ids}
+
+    def render_webhook(self, tenant: str, event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        timestamp = str(int(time.time()))
+        secret = self.credentials(tenant)["webhook_secret"].encode()
+        digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        return body, {
+            "Content-Type": "application/json",
+            "X-Beeline-Timestamp": timestamp,
+            "X-Beeline-Signature": f"sha256={digest}",
+            "User-Agent": "Beeline-Webhooks/1.0 (sandbox)",
+        }
+
+    def sample_event(self, tenant: str) -> dict[str, Any]:
+        """``jobPosting.updated`` about one of the tenant's postings, occurring now."""
+        with self._lock:
+            uids = sorted(self.tenant_state(tenant).data["postings"])
+        uid = random.choice(uids) if uids else str(uuid.uuid4())
+        return self._event("jobPosting.updated", iso_utc(next_after(None)), jobPostingUid=uid)
 
     def postings(self, tenant: str) -> list[dict[str, Any]]:
         """All postings of a tenant in API order (copies)."""
@@ -166,8 +486,10 @@ class BeelineSimulator(Simulator):
             return copy.deepcopy(sorted(items, key=lambda p: (p["updatedAt"], p["uid"])))
 
     def candidates(self, tenant: str) -> list[dict[str, Any]]:
+        """All candidates of a tenant in API order (copies)."""
         with self._lock:
-            return copy.deepcopy(list(self.tenant_state(tenant).data["candidates"].values()))
+            items = list(self.tenant_state(tenant).data["candidates"].values())
+            return copy.deepcopy(sorted(items, key=lambda c: (c["updatedAt"], c["uid"])))
 
     def workers(self, tenant: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -284,7 +606,8 @@ class BeelineSimulator(Simulator):
                 items[1]["createdAt"] = "2025-13-45T25:61:00Z"
         else:
             for item in items:
-                item.pop("phone" if resource == "worker" else "availableDate", None)
+                gone = {"worker": "phone", "assignment": "payRate"}.get(resource, "availableDate")
+                item.pop(gone, None)
                 item["externalReference"] = None
         return items
 
@@ -339,19 +662,45 @@ class BeelineSimulator(Simulator):
             headers={"Cache-Control": "no-store"},
         )
 
-    async def list_postings(self, call: Call) -> Response:
+    def _updated_since(self, call: Call, records: list[dict[str, Any]]) -> list[dict[str, Any]] | Response:
+        """``records`` with ``updatedAt >= updatedSince`` (all without the parameter)."""
         since_raw = call.request.query_params.get("updatedSince")
-        since = None
-        if since_raw:
-            try:
-                since = parse_iso_utc(since_raw)
-            except ValueError:
-                return self.error_response(
-                    400, "updatedSince must be an ISO-8601 timestamp, e.g. 2025-06-11T09:12:00Z"
-                )
-        records = self.postings(call.tenant or "")
-        if since is not None:
-            records = [p for p in records if parse_iso_utc(p["updatedAt"]) >= since]
+        if not since_raw:
+            return records
+        try:
+            since = parse_iso_utc(since_raw)
+        except ValueError:
+            return self.error_response(
+                400, "updatedSince must be an ISO-8601 timestamp, e.g. 2025-06-11T09:12:00Z"
+            )
+        return [r for r in records if parse_iso_utc(r["updatedAt"]) >= since]
+
+    def _replay(self, call: Call, state: TenantState) -> Response | None:
+        """The remembered answer for a repeated ``Idempotency-Key`` (call under the lock)."""
+        key = call.request.headers.get("idempotency-key")
+        if not key:
+            return None
+        stored = state.data["idempotency"].get((call.template, key))
+        if stored is None:
+            return None
+        return json_response(copy.deepcopy(stored), headers={"Idempotent-Replayed": "true"})
+
+    @staticmethod
+    def _remember(call: Call, state: TenantState, answer: dict[str, Any]) -> None:
+        key = call.request.headers.get("idempotency-key")
+        if key:
+            state.data["idempotency"][(call.template, key)] = copy.deepcopy(answer)
+
+    def _bad_idempotency_key(self, call: Call) -> Response | None:
+        key = call.request.headers.get("idempotency-key")
+        if key is not None and not 1 <= len(key.strip()) <= 255:
+            return self.error_response(400, "Idempotency-Key must be 1 to 255 characters")
+        return None
+
+    async def list_postings(self, call: Call) -> Response:
+        records = self._updated_since(call, self.postings(call.tenant or ""))
+        if isinstance(records, Response):
+            return records
         return self._page(call, records, "posting")
 
     async def get_posting(self, call: Call) -> Response:
@@ -394,9 +743,15 @@ class BeelineSimulator(Simulator):
         problem = self._validate_worker(body, partial=False)
         if problem:
             return self.error_response(400, problem)
+        bad_key = self._bad_idempotency_key(call)
+        if bad_key is not None:
+            return bad_key
         with self._lock:
             state = self.tenant_state(call.tenant or "")
-            stamp = iso_utc(next_after(None))
+            replay = self._replay(call, state)
+            if replay is not None:
+                return replay
+            stamp = _stamp_after(state.data["workers"].values())
             worker = {
                 "uid": str(uuid.uuid4()),
                 "firstName": body["firstName"].strip(),
@@ -407,6 +762,7 @@ class BeelineSimulator(Simulator):
                 "updatedAt": stamp,
             }
             state.data["workers"][worker["uid"]] = worker
+            self._remember(call, state, worker)
         return json_response(worker, status=201)
 
     async def update_worker(self, call: Call) -> Response:
@@ -424,11 +780,13 @@ class BeelineSimulator(Simulator):
             for name in ("firstName", "lastName", "email", "phone"):
                 if name in body:
                     worker[name] = body[name]
-            worker["updatedAt"] = iso_utc(next_after(parse_iso_utc(worker["updatedAt"])))
+            worker["updatedAt"] = _stamp_after(self.tenant_state(call.tenant or "").data["workers"].values())
             return json_response(copy.deepcopy(worker))
 
     async def list_candidates(self, call: Call) -> Response:
-        records = sorted(self.candidates(call.tenant or ""), key=lambda c: (c["createdAt"], c["uid"]))
+        records = self._updated_since(call, self.candidates(call.tenant or ""))
+        if isinstance(records, Response):
+            return records
         posting_uid = call.request.query_params.get("jobPostingUid")
         if posting_uid:
             records = [c for c in records if c["jobPostingUid"] == posting_uid]
@@ -462,8 +820,14 @@ class BeelineSimulator(Simulator):
                 date.fromisoformat(str(available))
             except ValueError:
                 return self.error_response(400, "availableDate must be a date in the format YYYY-MM-DD")
+        bad_key = self._bad_idempotency_key(call)
+        if bad_key is not None:
+            return bad_key
         with self._lock:
             state = self.tenant_state(call.tenant or "")
+            replay = self._replay(call, state)
+            if replay is not None:
+                return replay
             posting = state.data["postings"].get(body["jobPostingUid"])
             if posting is None:
                 return self.error_response(400, "jobPostingUid does not match an existing job posting")
@@ -486,7 +850,7 @@ class BeelineSimulator(Simulator):
                         f"Worker {body['workerUid']} is already submitted to this job posting "
                         f"(candidate {other['uid']})",
                     )
-            stamp = iso_utc(next_after(None))
+            stamp = _stamp_after(state.data["candidates"].values())
             candidate = {
                 "uid": str(uuid.uuid4()),
                 "status": "SUBMITTED",
@@ -497,10 +861,12 @@ class BeelineSimulator(Simulator):
                 "workerUid": body["workerUid"],
                 "rate": float(rate),
                 "availableDate": available,
+                "submittedAt": stamp,
                 "createdAt": stamp,
                 "updatedAt": stamp,
             }
             state.data["candidates"][candidate["uid"]] = candidate
+            self._remember(call, state, candidate)
         return json_response(candidate, status=201)
 
     async def update_candidate(self, call: Call) -> Response:
@@ -514,7 +880,8 @@ class BeelineSimulator(Simulator):
         if status not in CANDIDATE_PATCH_STATUSES:
             return self.error_response(400, f"status must be one of {', '.join(CANDIDATE_PATCH_STATUSES)}")
         with self._lock:
-            candidate = self.tenant_state(call.tenant or "").data["candidates"].get(uid)
+            candidates = self.tenant_state(call.tenant or "").data["candidates"]
+            candidate = candidates.get(uid)
             if candidate is None:
                 return self.error_response(404, f"Candidate {uid} not found")
             if status == "RESCINDED" and candidate["status"] == "RESCINDED":
@@ -524,5 +891,37 @@ class BeelineSimulator(Simulator):
                     if name in body:
                         candidate[name] = body[name]
             candidate["status"] = status
-            candidate["updatedAt"] = iso_utc(next_after(parse_iso_utc(candidate["updatedAt"])))
+            candidate["updatedAt"] = _stamp_after(candidates.values())
             return json_response(copy.deepcopy(candidate))
+
+    async def list_assignments(self, call: Call) -> Response:
+        records = self._updated_since(call, self.assignments(call.tenant or ""))
+        if isinstance(records, Response):
+            return records
+        return self._page(call, records, "assignment")
+
+    async def get_assignment(self, call: Call) -> Response:
+        uid = call.request.path_params["uid"]
+        with self._lock:
+            assignment = copy.deepcopy(self.tenant_state(call.tenant or "").data["assignments"].get(uid))
+        if assignment is None:
+            return self.error_response(404, f"Assignment {uid} not found")
+        return json_response(self._corrupt([assignment], call.fault_kind, "assignment")[0])
+
+    async def update_assignment(self, call: Call) -> Response:
+        """Supplier-side change of a placement (no webhook: the ATS made it)."""
+        body = await self._body(call)
+        if isinstance(body, Response):
+            return body
+        uid = call.request.path_params["uid"]
+        changes = _check_assignment_changes(body)
+        if isinstance(changes, str):
+            return self.error_response(400, changes)
+        with self._lock:
+            try:
+                result = self._apply_assignment(call.tenant or "", uid, changes)
+            except KeyError:
+                return self.error_response(404, f"Assignment {uid} not found")
+        if isinstance(result, str):
+            return self.error_response(400, result)
+        return json_response(result)

@@ -23,6 +23,35 @@ worker download); the Job Seeker Upload column names; the error body
 (100 unable to authenticate, 106 general error, 107 no data found / unknown connector, 500
 internal error); ID codes ``JP``/``JS``/``WO``/``PW``. No rate limit is documented: 429 with
 ``Retry-After`` comes from fault injection, or from the optional ``rate_limit_per_minute``.
+
+Submissions and placements (unconfirmed — plausible design): a Job Seeker Upload row may
+carry a ``Supplier Reference`` column (the supplier's own id for the submission); it is kept
+on the job seeker and in the audit trail, and a second row with a reference already used is
+a per-record failure (no duplicate job seeker). Uploaded job seekers get
+``<PREFIX>JS000100NN`` ids. Work orders (placements; ~15 seeded per tenant) come from
+``GET /api/vc/connector/WorkOrderDownload?fromDate=`` as JSON ``{"Data": [rows]}`` with the
+columns ``Work Order ID, Job Posting ID, Job Seeker ID, Worker ID, First name, Last name,
+Status (Pending|Active|Closed|Cancelled), Start date, End date (YYYY-MM-DD), Bill Rate, Pay
+Rate (numbers), Currency, Last Modified (ISO-8601 Z)``; rows with ``Last Modified >=
+fromDate``, or every row without ``fromDate``. ``POST .../WorkOrderUpdateUpload`` takes CSV
+in the Job Seeker Upload layout (``Type,Work Order Update Upload`` header block, blank line,
+columns ``Work Order ID,End Date,Bill Rate,Pay Rate,Comments``; ``Start Date`` and
+``Status`` are accepted too) or JSON ``{"Data": [rows]}``, applies the non-empty fields,
+bumps ``Last Modified`` and answers ``{"TransactionID", "Message": "File received"}``; an
+unknown work order or a bad value is a per-record failure in ``audit_trail`` only (still 200).
+The seeded worker download (``SupplierWorkerDownload``) is independent of the work orders.
+
+Push (the sheet: pushes authenticate with a configured username/password, HTTP Basic; no
+HMAC; payload unknown — the rest is plausible design): ``POST`` to the subscriber with
+``Content-Type: application/xml`` and ``Authorization: Basic base64(webhook_username:
+webhook_password)``; body ``<Event><EventID>uuid</EventID><EventType>..</EventType>
+<OccurredAt>ISO-8601Z</OccurredAt><JobPosting>..</JobPosting></Event>`` where the posting has
+the same elements as the download (``JobPostingCreated`` from ``add_records``,
+``JobPostingUpdated`` from ``touch``), or ``<WorkOrder>`` for ``WorkOrderUpdated``
+(``edit_work_order``) with the work order's columns as elements without spaces:
+``WorkOrderID, JobPostingID, JobSeekerID, WorkerID, FirstName, LastName, Status, StartDate,
+EndDate, BillRate, PayRate (two decimals), Currency, LastModified``. The record travels inside
+the event. Uploads by the supplier never trigger a push.
 """
 
 import base64
@@ -30,9 +59,11 @@ import copy
 import csv
 import io
 import json
+import random
 import re
 import uuid
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,8 +82,47 @@ from integration_pipelines.sandbox.data import (
 )
 from integration_pipelines.sandbox.simulator import Call, PartnerRoute, Simulator, TenantState, json_response
 
-DOWNLOADS = ("JobPostingSupplierDownload", "SupplierWorkerDownload")
-UPLOADS = ("JobSeekerUpload",)
+DOWNLOADS = ("JobPostingSupplierDownload", "SupplierWorkerDownload", "WorkOrderDownload")
+UPLOADS = ("JobSeekerUpload", "WorkOrderUpdateUpload")
+#: Connector name -> the ``Type`` header its files carry.
+UPLOAD_TYPES = {"JobSeekerUpload": "Job Seeker Upload", "WorkOrderUpdateUpload": "Work Order Update Upload"}
+WORK_ORDER_STATUSES = ("Pending", "Active", "Closed", "Cancelled")
+#: Work order column -> XML element in a WorkOrderUpdated push.
+WORK_ORDER_ELEMENTS = {
+    "Work Order ID": "WorkOrderID",
+    "Job Posting ID": "JobPostingID",
+    "Job Seeker ID": "JobSeekerID",
+    "Worker ID": "WorkerID",
+    "First name": "FirstName",
+    "Last name": "LastName",
+    "Status": "Status",
+    "Start date": "StartDate",
+    "End date": "EndDate",
+    "Bill Rate": "BillRate",
+    "Pay Rate": "PayRate",
+    "Currency": "Currency",
+    "Last Modified": "LastModified",
+}
+#: Editable work order columns (``edit_work_order`` also takes the snake_case alias).
+WORK_ORDER_EDITABLE = {
+    "Status": "status",
+    "Start date": "start_date",
+    "End date": "end_date",
+    "Bill Rate": "bill_rate",
+    "Pay Rate": "pay_rate",
+    "First name": "first_name",
+    "Last name": "last_name",
+}
+#: Work Order Update Upload column (lower case) -> work order column.
+WORK_ORDER_UPLOAD_COLUMNS = {
+    "start date": "Start date",
+    "end date": "End date",
+    "bill rate": "Bill Rate",
+    "pay rate": "Pay Rate",
+    "status": "Status",
+}
+SEEDED_WORK_ORDERS = 15
+FIRST_JOB_SEEKER_NUMBER = 10001
 RETURN_CODES = {400: 106, 401: 100, 403: 106, 404: 107, 405: 106, 409: 106, 429: 106, 500: 500, 503: 106}
 DATE_FORMATS = {"MM/DD/YYYY": "%m/%d/%Y", "DD/MM/YYYY": "%d/%m/%Y", "YYYY-MM-DD": "%Y-%m-%d"}
 NUMBER_FORMATS = {
@@ -86,6 +156,36 @@ WORKER_COLUMNS = (
 )
 
 
+def _stamp_after(stamps: Iterable[str]) -> str:
+    """Now, but strictly later than every stamp given (cursor-safe ``Last Modified``)."""
+    values = list(stamps)
+    return iso_utc(next_after(parse_iso_utc(max(values)) if values else None))
+
+
+def _check_work_order(order: dict[str, Any]) -> str | None:
+    """Problem with a (changed) work order, or ``None``."""
+    for column in ("Start date", "End date"):
+        value = order.get(column)
+        try:
+            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError
+            date.fromisoformat(value)
+        except ValueError:
+            return f"{column} must be a date YYYY-MM-DD, got {value!r}"
+    for column in ("Bill Rate", "Pay Rate"):
+        value = order.get(column)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            return f"{column} must be a positive number, got {value!r}"
+    if order.get("Status") not in WORK_ORDER_STATUSES:
+        return f"Status must be one of {', '.join(WORK_ORDER_STATUSES)}, got {order.get('Status')!r}"
+    for column in ("First name", "Last name"):
+        if not isinstance(order.get(column), str) or not order[column].strip():
+            return f"{column} must be a non-empty string"
+    if order["End date"] < order["Start date"]:
+        return f"End date {order['End date']} is before Start date {order['Start date']}"
+    return None
+
+
 def buyer_prefix(tenant: str) -> str:
     """Four-letter Fieldglass company prefix derived from the tenant ('acme' -> 'ACME')."""
     return (re.sub(r"[^A-Z]", "", tenant.upper()) or "CUST")[:4].ljust(4, "X")
@@ -99,6 +199,7 @@ class SapFieldglassSimulator(Simulator):
     default_token_ttl = 7200.0
     default_records = 250
     bearer_tokens = True
+    supports_webhooks = True
 
     def partner_routes(self) -> list[PartnerRoute]:
         return [
@@ -115,6 +216,8 @@ class SapFieldglassSimulator(Simulator):
             "client_id": f"{slug}_ws_integration",
             "license_key": self.derive(tenant, "license-key", 32),
             "application_key": self.derive(tenant, "application-key", 40),
+            "webhook_username": f"{slug}_push",
+            "webhook_password": self.derive(tenant, "webhook-password", 32),
         }
 
     def seed_tenant(self, state: TenantState, records: int) -> None:
@@ -130,9 +233,43 @@ class SapFieldglassSimulator(Simulator):
             job_seekers=[],
             audit=[],
             workers=[],
+            work_orders={},
         )
         self._add_postings(state, records, fresh=False)
         self._seed_workers(state, min(40, max(records // 6, 5)) if records else 0)
+        self._seed_work_orders(state, min(SEEDED_WORK_ORDERS, records))
+
+    def _seed_work_orders(self, state: TenantState, n: int) -> None:
+        if n <= 0 or not state.data["postings"]:
+            return
+        prefix = state.data["prefix"]
+        rng = seeded_rng("fieldglass-work-orders", state.name)
+        rank = {"Filled": 0, "Closed": 1, "Submitted": 2, "Withdrawn": 3, "Pending Submission": 4}
+        postings = sorted(
+            state.data["postings"].values(), key=lambda p: (rank.get(p["Status"], 5), p["JobPostingID"])
+        )
+        for i, person in enumerate(generate_candidates(f"fieldglass-work-orders:{state.name}", n), start=1):
+            posting = postings[(i - 1) % len(postings)]
+            bill = round(float(posting["Rate"]["BillRateMax"]) * rng.uniform(0.85, 1.0), 2)
+            changed = parse_iso_utc(posting["LastModified"]) + timedelta(
+                days=rng.randint(3, 30), minutes=rng.randint(0, 600)
+            )
+            order = {
+                "Work Order ID": f"{prefix}WO{100 + i:08d}",
+                "Job Posting ID": posting["JobPostingID"],
+                "Job Seeker ID": f"{prefix}JS{600 + i:08d}",
+                "Worker ID": f"{prefix}PW{100 + i:08d}",
+                "First name": person["first_name"],
+                "Last name": person["last_name"],
+                "Status": rng.choices(WORK_ORDER_STATUSES, weights=[3, 8, 3, 1])[0],
+                "Start date": posting["StartDate"],
+                "End date": posting["EndDate"],
+                "Bill Rate": bill,
+                "Pay Rate": round(bill * rng.uniform(0.68, 0.78), 2),
+                "Currency": posting["Rate"]["Currency"],
+                "Last Modified": iso_utc(changed),
+            }
+            state.data["work_orders"][order["Work Order ID"]] = order
 
     def _posting(self, state: TenantState, req: dict[str, Any]) -> dict[str, Any]:
         roll = req["status_roll"]
@@ -234,12 +371,126 @@ class SapFieldglassSimulator(Simulator):
                 postings[pid]["Positions"] += 1
                 postings[pid]["LastModified"] = stamp
                 postings[pid]["_revision"] = state.data["revision"]
+            self.emit(tenant, [self._posting_event("JobPostingUpdated", postings[pid]) for pid in chosen])
             return chosen
 
     def add_records(self, tenant: str, n: int) -> list[str]:
         """Create ``n`` new postings (status Pending Submission) stamped now."""
         with self._lock:
-            return self._add_postings(self.tenant_state(tenant), n, fresh=True)
+            state = self.tenant_state(tenant)
+            ids = self._add_postings(state, n, fresh=True)
+            postings = state.data["postings"]
+            self.emit(tenant, [self._posting_event("JobPostingCreated", postings[pid]) for pid in ids])
+            return ids
+
+    def collection(self, tenant: str, path: str) -> list[dict[str, Any]]:
+        if path == "/vc/connector/JobPostingSupplierDownload":
+            return self.postings(tenant)
+        if path == "/vc/connector/WorkOrderDownload":
+            return self.work_orders(tenant)
+        return super().collection(tenant, path)
+
+    def change(self, tenant: str, path: str, n: int) -> list[str]:
+        if path == "/vc/connector/JobPostingSupplierDownload":
+            return self.touch(tenant, n)
+        if path == "/vc/connector/WorkOrderDownload":
+            chosen = self.work_orders(tenant)[:n]
+            for row in chosen:
+                self.edit_work_order(
+                    tenant, row["Work Order ID"], bill_rate=round(float(row["Bill Rate"]) + 1, 2)
+                )
+            return [row["Work Order ID"] for row in chosen]
+        return super().change(tenant, path, n)
+
+    def edit_work_order(self, tenant: str, work_order_id: str, **fields: Any) -> dict[str, Any]:
+        """A buyer-side change of a work order: columns as keywords (``**{"End date": ...}``)
+        or their aliases ``status, start_date, end_date, bill_rate, pay_rate, first_name,
+        last_name``. Bumps ``Last Modified`` and pushes ``WorkOrderUpdated``; returns the row."""
+        aliases = {alias: column for column, alias in WORK_ORDER_EDITABLE.items()}
+        changes: dict[str, Any] = {}
+        for key, value in fields.items():
+            column = aliases.get(key, key)
+            if column not in WORK_ORDER_EDITABLE:
+                raise ValueError(f"cannot edit {key!r}; editable: {', '.join(WORK_ORDER_EDITABLE)}")
+            if isinstance(value, date):
+                value = value.isoformat()
+            elif (
+                column in ("Bill Rate", "Pay Rate") and isinstance(value, int) and not isinstance(value, bool)
+            ):
+                value = float(value)
+            changes[column] = value
+        if not changes:
+            raise ValueError("nothing to edit")
+        with self._lock:
+            orders = self.tenant_state(tenant).data["work_orders"]
+            order = orders.get(work_order_id)
+            if order is None:
+                raise KeyError(f"sap_fieldglass: tenant {tenant!r} has no work order {work_order_id!r}")
+            problem = _check_work_order({**order, **changes})
+            if problem:
+                raise ValueError(problem)
+            order.update(changes)
+            order["Last Modified"] = _stamp_after(o["Last Modified"] for o in orders.values())
+            self.emit(tenant, [self._work_order_event(order)])
+            return copy.deepcopy(order)
+
+    def work_orders(self, tenant: str) -> list[dict[str, Any]]:
+        """All work orders of a tenant, oldest change first (copies)."""
+        with self._lock:
+            items = self.tenant_state(tenant).data["work_orders"].values()
+            return copy.deepcopy(sorted(items, key=lambda o: (o["Last Modified"], o["Work Order ID"])))
+
+    def job_seeker_by_reference(self, tenant: str, supplier_reference: str) -> dict[str, Any] | None:
+        """The job seeker uploaded with ``Supplier Reference`` = ``supplier_reference``."""
+        with self._lock:
+            for seeker in self.tenant_state(tenant).data["job_seekers"]:
+                if seeker.get("Supplier Reference") == supplier_reference:
+                    return copy.deepcopy(seeker)
+        return None
+
+    # ------------------------------------------------------------------ push
+
+    @staticmethod
+    def _posting_event(kind: str, posting: dict[str, Any], occurred_at: str | None = None) -> dict[str, Any]:
+        record = {k: copy.deepcopy(v) for k, v in posting.items() if not k.startswith("_")}
+        return {
+            "EventID": str(uuid.uuid4()),
+            "EventType": kind,
+            "OccurredAt": occurred_at or posting["LastModified"],
+            "JobPosting": record,
+        }
+
+    @staticmethod
+    def _work_order_event(order: dict[str, Any]) -> dict[str, Any]:
+        element: dict[str, Any] = {}
+        for column, name in WORK_ORDER_ELEMENTS.items():
+            value = order.get(column)
+            element[name] = f"{value:.2f}" if isinstance(value, float) else value
+        return {
+            "EventID": str(uuid.uuid4()),
+            "EventType": "WorkOrderUpdated",
+            "OccurredAt": order["Last Modified"],
+            "WorkOrder": element,
+        }
+
+    def render_webhook(self, tenant: str, event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        body = xmltodict.unparse({"Event": event}, encoding="utf-8").encode("utf-8")
+        creds = self.credentials(tenant)
+        basic = base64.b64encode(f"{creds['webhook_username']}:{creds['webhook_password']}".encode()).decode()
+        return body, {
+            "Content-Type": "application/xml",
+            "Authorization": f"Basic {basic}",
+            "User-Agent": "SAP-Fieldglass-Push/1.0 (sandbox)",
+        }
+
+    def sample_event(self, tenant: str) -> dict[str, Any]:
+        """``JobPostingUpdated`` carrying one of the tenant's postings as it is now."""
+        with self._lock:
+            postings = self.tenant_state(tenant).data["postings"]
+            if not postings:
+                raise ValueError(f"sap_fieldglass: tenant {tenant!r} has no postings to send")
+            posting = postings[random.choice(sorted(postings))]
+            return self._posting_event("JobPostingUpdated", posting, iso_utc(next_after(None)))
 
     def postings(self, tenant: str) -> list[dict[str, Any]]:
         """All postings of a tenant, oldest change first (copies, internal fields removed)."""
@@ -358,6 +609,8 @@ class SapFieldglassSimulator(Simulator):
                 return self.error_response(
                     400, f"Invalid fromDate {from_raw!r}: use ISO-8601, e.g. 2025-06-11T09:12:00Z"
                 )
+        if connector == "WorkOrderDownload":
+            return self._work_order_download(call, since)
         with self._lock:
             state = self.tenant_state(call.tenant or "")
             watermark = state.data["watermarks"].get(connector, 0)
@@ -404,6 +657,23 @@ class SapFieldglassSimulator(Simulator):
                 row["Labor type"] = "Contingent"
         return json_response({"Data": rows})
 
+    def _work_order_download(self, call: Call, since: datetime | None) -> Response:
+        rows = self.work_orders(call.tenant or "")
+        if since is not None:
+            rows = [r for r in rows if parse_iso_utc(r["Last Modified"]) >= since]
+        if call.fault_kind == "malformed_record":
+            if rows:
+                rows[0].pop("Status", None)
+            if len(rows) > 1:
+                rows[1]["Start date"] = "2025-13-45"
+            if len(rows) > 2:
+                rows[2]["Bill Rate"] = -abs(float(rows[2]["Bill Rate"]))
+        elif call.fault_kind == "schema_drift":
+            for row in rows:
+                row.pop("Pay Rate", None)
+                row["Labor type"] = "Contingent"
+        return json_response({"Data": rows})
+
     async def upload(self, call: Call) -> Response:
         connector = call.request.path_params["connector"]
         if connector in DOWNLOADS:
@@ -414,15 +684,20 @@ class SapFieldglassSimulator(Simulator):
         ctype = call.request.headers.get("content-type", "")
         self.stats.record_upload(call.request.url.path, call.tenant, ctype, body)
         try:
-            headers, rows = self._read_upload(body, ctype)
+            headers, rows = self._read_upload(body, ctype, UPLOAD_TYPES[connector])
         except ValueError as exc:
             return self.error_response(400, f"Unable to read the upload file: {exc}")
         transaction = uuid.uuid4().hex.upper()
-        self._process_job_seekers(call.tenant or "", transaction, headers, rows)
+        if connector == "JobSeekerUpload":
+            self._process_job_seekers(call.tenant or "", transaction, headers, rows)
+        else:
+            self._process_work_order_updates(call.tenant or "", transaction, headers, rows)
         return json_response({"TransactionID": transaction, "Message": "File received"})
 
     @staticmethod
-    def _read_upload(body: bytes, content_type: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    def _read_upload(
+        body: bytes, content_type: str, default_type: str = "Job Seeker Upload"
+    ) -> tuple[dict[str, str], list[dict[str, str]]]:
         text = body.decode("utf-8-sig", errors="replace")
         if "json" in content_type or text.lstrip().startswith("{"):
             try:
@@ -437,7 +712,7 @@ class SapFieldglassSimulator(Simulator):
                 if isinstance(r, dict)
             ]
             return {
-                "Type": "Job Seeker Upload",
+                "Type": default_type,
                 "Transaction": "False",
                 "Date Format": "YYYY-MM-DD",
                 "Number Format": "#,##9.99",
@@ -481,18 +756,26 @@ class SapFieldglassSimulator(Simulator):
                     for i in range(1, len(rows) + 1)
                 ]
             else:
+                references = {s.get("Supplier Reference") for s in state.data["job_seekers"]} - {None, ""}
                 for i, row in enumerate(rows, start=1):
-                    results.append((i, *self._job_seeker(state, row, date_format, thousands, decimal)))
+                    seeker, message = self._job_seeker(state, row, date_format, thousands, decimal)
+                    reference = row.get("Supplier Reference") or None
+                    if seeker is not None and reference is not None:
+                        if reference in references:
+                            seeker, message = None, f"Duplicate Supplier Reference {reference}"
+                        references.add(reference)
+                    results.append((i, seeker, message))
             failed = any(seeker is None for _, seeker, _ in results)
             for i, seeker, message in results:
                 ok = seeker is not None and not (all_or_nothing and failed)
                 if ok and seeker is not None:
-                    seeker["Job Seeker ID"] = (
-                        f"{state.data['prefix']}JS{len(state.data['job_seekers']) + 1:08d}"
-                    )
+                    number = FIRST_JOB_SEEKER_NUMBER + len(state.data["job_seekers"])
+                    seeker["Job Seeker ID"] = f"{state.data['prefix']}JS{number:08d}"
                     state.data["job_seekers"].append(seeker)
+                row = rows[i - 1]
                 state.data["audit"].append(
                     {
+                        "Connector": "JobSeekerUpload",
                         "TransactionID": transaction,
                         "Row": i,
                         "Status": "Success" if ok else "Failed",
@@ -500,8 +783,88 @@ class SapFieldglassSimulator(Simulator):
                         if seeker is None or ok
                         else "Transaction rolled back: another row failed",
                         "Job Seeker ID": seeker["Job Seeker ID"] if ok and seeker is not None else None,
+                        "Supplier Reference": row.get("Supplier Reference") or None,
                     }
                 )
+
+    def _process_work_order_updates(
+        self, tenant: str, transaction: str, headers: dict[str, str], rows: list[dict[str, str]]
+    ) -> None:
+        """Apply a Work Order Update Upload; per-record outcome goes to the audit trail only."""
+        date_format = DATE_FORMATS.get(headers.get("Date Format", "MM/DD/YYYY"), "%m/%d/%Y")
+        thousands, decimal = NUMBER_FORMATS.get(headers.get("Number Format", "#,##9.99"), (",", "."))
+        all_or_nothing = headers.get("Transaction", "True").strip().lower() != "false"
+        with self._lock:
+            orders = self.tenant_state(tenant).data["work_orders"]
+            results: list[tuple[int, str | None, dict[str, Any] | None, str]] = []
+            for i, row in enumerate(rows, start=1):
+                lowered = {k.strip().lower(): v.strip() for k, v in row.items() if k}
+                order_id = lowered.get("work order id") or None
+                if headers.get("Type", "").replace(" ", "") != "WorkOrderUpdateUpload":
+                    problem = f"Type header {headers.get('Type')!r} does not match Work Order Update Upload"
+                    results.append((i, order_id, None, problem))
+                    continue
+                changes, message = self._work_order_changes(
+                    orders, order_id, lowered, date_format, thousands, decimal
+                )
+                results.append((i, order_id, changes, message))
+            failed = any(changes is None for _, _, changes, _ in results)
+            stamp = _stamp_after(o["Last Modified"] for o in orders.values())
+            audit = self.tenant_state(tenant).data["audit"]
+            for i, order_id, changes, message in results:
+                ok = changes is not None and not (all_or_nothing and failed)
+                if ok and changes and order_id is not None:
+                    orders[order_id].update(changes)
+                    orders[order_id]["Last Modified"] = stamp
+                audit.append(
+                    {
+                        "Connector": "WorkOrderUpdateUpload",
+                        "TransactionID": transaction,
+                        "Row": i,
+                        "Status": "Success" if ok else "Failed",
+                        "Message": message
+                        if changes is None or ok
+                        else "Transaction rolled back: another row failed",
+                        "Work Order ID": order_id,
+                        "Comments": rows[i - 1].get("Comments") or None,
+                    }
+                )
+
+    @staticmethod
+    def _work_order_changes(
+        orders: dict[str, dict[str, Any]],
+        order_id: str | None,
+        row: dict[str, str],
+        date_format: str,
+        thousands: str,
+        decimal: str,
+    ) -> tuple[dict[str, Any] | None, str]:
+        if not order_id:
+            return None, "Work Order ID is required"
+        order = orders.get(order_id)
+        if order is None:
+            return None, f"Work Order ID {order_id} was not found"
+        changes: dict[str, Any] = {}
+        for key, column in WORK_ORDER_UPLOAD_COLUMNS.items():
+            value = row.get(key)
+            if not value:
+                continue
+            if column in ("Start date", "End date"):
+                try:
+                    changes[column] = datetime.strptime(value, date_format).date().isoformat()
+                except ValueError:
+                    return None, f"{key.title()} {value!r} does not match the Date Format header"
+            elif column in ("Bill Rate", "Pay Rate"):
+                try:
+                    changes[column] = float(value.replace(thousands, "").replace(decimal, "."))
+                except ValueError:
+                    return None, f"{column} {value!r} does not match the Number Format header"
+            else:
+                changes[column] = value
+        problem = _check_work_order({**order, **changes})
+        if problem:
+            return None, problem
+        return changes, "Work order updated" if changes else "No changes"
 
     @staticmethod
     def _job_seeker(

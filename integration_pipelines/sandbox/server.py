@@ -7,7 +7,8 @@
         base = sandbox.base_url("beeline")   # http://127.0.0.1:<port>/api/gwg/supplier
 
 ``stop_partner`` / ``start_partner`` give real downtime (connection refused) and bring the
-partner back on the same port with its data intact.
+partner back on the same port with its data intact. A stopped partner's webhook sender stops
+too; events queued meanwhile (and any not yet delivered) go out once it is started again.
 """
 
 import signal
@@ -90,9 +91,11 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop every running simulator."""
+        """Stop every running simulator (and every webhook sender)."""
         for name in list(self._running):
             self.stop_partner(name)
+        for simulator in self.simulators.values():
+            simulator.stop_webhooks()
 
     def __enter__(self) -> "Sandbox":
         return self.start()
@@ -152,14 +155,17 @@ class Sandbox:
                     raise RuntimeError(f"the {name} simulator did not start within 15 s")
                 time.sleep(0.01)
             self._running[name] = _Running(server=server, thread=thread)
+        simulator.start_webhooks()
 
     def stop_partner(self, name: str) -> None:
-        """Take one simulator down (connections are refused until ``start_partner``)."""
-        self._simulator(name)
+        """Take one simulator down (connections are refused until ``start_partner``); its
+        webhook sender stops and keeps the pending events."""
+        simulator = self._simulator(name)
         with self._lock:
             running = self._running.pop(name, None)
         if running is None:
             return
+        simulator.stop_webhooks()
         running.server.should_exit = True
         running.thread.join(timeout=10)
         if running.thread.is_alive():

@@ -17,9 +17,15 @@ partner's own:
 
 Admin endpoints under ``/_sandbox/`` (no auth, no faults, not counted) let a person or another
 process drive the same controls over HTTP.
+
+Partners that push events (``supports_webhooks``) keep one subscriber URL per tenant
+(``subscribe``); data changes made on the partner's side (``touch``, ``add_records``,
+buyer-side edits) queue events that a background thread delivers (``webhooks.py``). Changes
+the ATS makes through the API never echo back as events.
 """
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
@@ -41,11 +47,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from integration_pipelines.sandbox.faults import DATA_FAULTS, TRANSPORT_FAULTS, Fault, FaultInjector
+from integration_pipelines.sandbox.webhooks import PreparedDelivery, QueuedEvent, WebhookSender
 
 logger = logging.getLogger(__name__)
 
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_URL_RE = re.compile(r"https?://[^\s/?#]+[^\s]*")
 
 
 class InvalidBody(Exception):
@@ -76,7 +84,9 @@ class Upload:
 
 
 class SimulatorStats:
-    """Thread-safe counters of what a simulator saw: requests, tokens, uploads, faults."""
+    """Thread-safe counters of what a simulator saw: requests, tokens, uploads, faults, and
+    the webhooks it sent (``webhook_deliveries`` holds one ``(event_id, status code or
+    error text)`` per attempt; ``webhooks_sent`` / ``webhooks_failed`` count events)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -85,6 +95,9 @@ class SimulatorStats:
         self.uploads: list[Upload] = []
         self.faults_applied: Counter[str] = Counter()
         self.rate_limited = 0
+        self.webhooks_sent = 0
+        self.webhooks_failed = 0
+        self.webhook_deliveries: list[tuple[str, int | str]] = []
 
     def record_request(self, method: str, template: str) -> None:
         with self._lock:
@@ -106,6 +119,17 @@ class SimulatorStats:
         with self._lock:
             self.rate_limited += 1
 
+    def record_webhook_attempt(self, event_id: str, outcome: int | str) -> None:
+        with self._lock:
+            self.webhook_deliveries.append((event_id, outcome))
+
+    def record_webhook_result(self, delivered: bool) -> None:
+        with self._lock:
+            if delivered:
+                self.webhooks_sent += 1
+            else:
+                self.webhooks_failed += 1
+
     def request_count(self, method: str | None = None, template_contains: str = "") -> int:
         """Requests seen, optionally only for one method and templates containing a string."""
         with self._lock:
@@ -122,6 +146,9 @@ class SimulatorStats:
             self.uploads.clear()
             self.faults_applied.clear()
             self.rate_limited = 0
+            self.webhooks_sent = 0
+            self.webhooks_failed = 0
+            self.webhook_deliveries.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-serialisable copy (upload bodies decoded and shortened)."""
@@ -133,6 +160,9 @@ class SimulatorStats:
                 "uploads": [u.as_dict() for u in self.uploads],
                 "faults_applied": dict(self.faults_applied),
                 "rate_limited": self.rate_limited,
+                "webhooks_sent": self.webhooks_sent,
+                "webhooks_failed": self.webhooks_failed,
+                "webhook_deliveries": [list(d) for d in self.webhook_deliveries],
             }
 
 
@@ -239,6 +269,11 @@ class Simulator:
     default_records: int = 0
     #: Whether data calls carry OAuth bearer tokens (enables the ``expire_token`` fault).
     bearer_tokens: bool = False
+    #: Whether the partner pushes events to a subscriber (``subscribe``, ``send_event``...).
+    supports_webhooks: bool = False
+    #: Delivery attempts per event and the first retry delay (doubling) of the sender.
+    webhook_tries: int = 5
+    webhook_backoff_seconds: float = 0.2
 
     def __init__(
         self,
@@ -246,6 +281,8 @@ class Simulator:
         token_ttl_seconds: float | None = None,
         rate_limit_per_minute: int | None = None,
         default_records: int | None = None,
+        webhook_tries: int | None = None,
+        webhook_backoff_seconds: float | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.faults = FaultInjector()
@@ -260,6 +297,20 @@ class Simulator:
         self._tokens: dict[str, IssuedToken] = {}
         self._windows: dict[str, list[float]] = {}
         self._last_data: dict[tuple[str | None, str], Response] = {}
+        self._subscriptions: dict[str, str] = {}
+        self._events_sent: dict[str, list[dict[str, Any]]] = {}
+        self._webhooks_stopped = False
+        self.webhooks = WebhookSender(
+            self.name,
+            self._prepare_delivery,
+            self.stats,
+            tries=webhook_tries if webhook_tries is not None else self.webhook_tries,
+            backoff=(
+                webhook_backoff_seconds
+                if webhook_backoff_seconds is not None
+                else self.webhook_backoff_seconds
+            ),
+        )
         self.app = self._build_app()
 
     # ---------------------------------------------------------------- tenants and credentials
@@ -323,6 +374,111 @@ class Simulator:
             alphabet[int.from_bytes(digest[i * 2 : i * 2 + 2], "big") % len(alphabet)] for i in range(length)
         )
 
+    # ---------------------------------------------------------------- webhooks (push events)
+
+    def _require_webhooks(self) -> None:
+        if not self.supports_webhooks:
+            raise NotImplementedError(f"{self.name} does not push events")
+
+    def subscribe(self, tenant: str, url: str) -> None:
+        """Send ``tenant``'s future events to ``url`` (replaces an earlier subscription).
+
+        Starts the sender thread unless ``stop_webhooks`` stopped it (a stopped partner).
+        """
+        self._require_webhooks()
+        if not isinstance(url, str) or not _URL_RE.fullmatch(url):
+            raise ValueError(f"subscriber url must be an http(s) URL, got {url!r}")
+        self.tenant_state(tenant)
+        with self._lock:
+            self._subscriptions[tenant] = url
+            stopped = self._webhooks_stopped
+        if not stopped:
+            self.webhooks.start()
+
+    def unsubscribe(self, tenant: str) -> None:
+        """Stop queueing events for ``tenant``; pending ones are dropped when their turn comes."""
+        with self._lock:
+            self._subscriptions.pop(tenant, None)
+
+    def subscription(self, tenant: str) -> str | None:
+        with self._lock:
+            return self._subscriptions.get(tenant)
+
+    def emit(self, tenant: str, events: list[dict[str, Any]]) -> int:
+        """Queue ``events`` for ``tenant``'s subscriber; returns how many were queued (0 when
+        nobody subscribed). Partner code calls this for buyer-side changes."""
+        with self._lock:
+            if not self.supports_webhooks or tenant not in self._subscriptions or not events:
+                return 0
+            queued = [copy.deepcopy(e) for e in events]
+            self._events_sent.setdefault(tenant, []).extend(copy.deepcopy(queued))
+            # still under the lock, so the log and the delivery queue keep the same order
+            self.webhooks.enqueue([QueuedEvent(tenant, self.webhook_event_id(e), e) for e in queued])
+        return len(queued)
+
+    def send_event(
+        self, tenant: str, event: dict[str, Any] | None = None, *, times: int = 1
+    ) -> dict[str, Any]:
+        """Queue ``event`` (or a freshly generated realistic one) ``times`` times for ``tenant``
+        (the copies share their event id: duplicates). Returns the event."""
+        self._require_webhooks()
+        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+            raise ValueError(f"times must be a positive integer, got {times!r}")
+        if self.subscription(tenant) is None:
+            raise ValueError(f"{self.name}: tenant {tenant!r} has no subscriber; call subscribe first")
+        if event is None:
+            event = self.sample_event(tenant)
+        elif not isinstance(event, dict):
+            raise TypeError("event must be a dict")
+        self.emit(tenant, [event] * times)
+        return copy.deepcopy(event)
+
+    def events_sent(self, tenant: str) -> list[dict[str, Any]]:
+        """Every event queued for ``tenant``, in queueing order (copies, duplicates included)."""
+        with self._lock:
+            return copy.deepcopy(self._events_sent.get(tenant, []))
+
+    def shuffle_next(self, n: int) -> None:
+        """Deliver the next ``n`` queued events in reverse order (then FIFO again)."""
+        self._require_webhooks()
+        self.webhooks.shuffle_next(n)
+
+    def flush_webhooks(self, timeout: float = 10) -> bool:
+        """Wait until no event is waiting or being sent (True) or ``timeout`` passes (False)."""
+        return self.webhooks.flush(timeout)
+
+    def start_webhooks(self) -> None:
+        """(Re)start the sender thread (``Sandbox.start_partner`` calls this)."""
+        with self._lock:
+            self._webhooks_stopped = False
+        if self.supports_webhooks:
+            self.webhooks.start()
+
+    def stop_webhooks(self) -> None:
+        """Stop the sender thread, keeping pending events (``Sandbox.stop_partner`` calls this)."""
+        with self._lock:
+            self._webhooks_stopped = True
+        self.webhooks.stop()
+
+    def _prepare_delivery(self, item: QueuedEvent) -> PreparedDelivery | None:
+        url = self.subscription(item.tenant)
+        if url is None:
+            return None
+        body, headers = self.render_webhook(item.tenant, item.event)
+        return PreparedDelivery(url=url, body=body, headers=headers)
+
+    def webhook_event_id(self, event: dict[str, Any]) -> str:
+        """The partner's id of an event (for stats)."""
+        return str(event.get("eventId") or event.get("EventID") or "")
+
+    def render_webhook(self, tenant: str, event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """Body and headers of the POST delivering ``event`` (signed now, if the partner signs)."""
+        raise NotImplementedError(f"{self.name} does not push events")
+
+    def sample_event(self, tenant: str) -> dict[str, Any]:
+        """A realistic event about one of the tenant's records (for ``send_event``)."""
+        raise NotImplementedError(f"{self.name} does not push events")
+
     # Subclass hooks ------------------------------------------------------------------------
 
     def make_credentials(self, tenant: str) -> dict[str, str]:
@@ -338,6 +494,18 @@ class Simulator:
     def add_records(self, tenant: str, n: int) -> list[str]:
         """Create ``n`` new records now (VMS simulators); returns their ids."""
         raise NotImplementedError(f"{self.name} keeps no records that can be added")
+
+    def collection(self, tenant: str, path: str) -> list[dict[str, Any]]:
+        """The records a list endpoint (path relative to the base URL) serves this tenant.
+
+        Lets the connector contract tests ask any simulator "how many records should a full
+        sync of this stream find?" without knowing the partner.
+        """
+        raise NotImplementedError(f"{self.name} serves no list endpoint {path!r}")
+
+    def change(self, tenant: str, path: str, n: int) -> list[str]:
+        """Change ``n`` records behind a list endpoint now, as the partner's users would."""
+        raise NotImplementedError(f"{self.name} cannot change records behind {path!r}")
 
     def partner_routes(self) -> list[PartnerRoute]:
         raise NotImplementedError
@@ -533,7 +701,8 @@ class Simulator:
         async def endpoint(request: Request) -> Response:
             try:
                 payload = await self._admin_json(request)
-                return JSONResponse(func(payload))
+                # in a worker thread: some controls wait (flush-webhooks) and must not block the loop
+                return JSONResponse(await asyncio.to_thread(func, payload))
             except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
                 message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
                 return JSONResponse({"error": str(message)}, status_code=400)
@@ -584,6 +753,21 @@ class Simulator:
         self.unrevoke(payload["tenant"])
         return {"unrevoked": payload["tenant"]}
 
+    def _admin_subscribe(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.subscribe(payload["tenant"], payload["url"])
+        return {"subscribed": payload["tenant"], "url": payload["url"]}
+
+    def _admin_unsubscribe(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.unsubscribe(payload["tenant"])
+        return {"unsubscribed": payload["tenant"]}
+
+    def _admin_send_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        event = self.send_event(payload["tenant"], payload.get("event"), times=int(payload.get("times", 1)))
+        return {"event": event}
+
+    def _admin_flush_webhooks(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"flushed": self.flush_webhooks(float(payload.get("timeout", 10)))}
+
     def _admin_routes(self) -> list[Route]:
         a = self._admin
         return [
@@ -598,6 +782,10 @@ class Simulator:
             Route("/_sandbox/add-records", a(self._admin_add_records), methods=["POST"]),
             Route("/_sandbox/revoke", a(self._admin_revoke), methods=["POST"]),
             Route("/_sandbox/unrevoke", a(self._admin_unrevoke), methods=["POST"]),
+            Route("/_sandbox/subscribe", a(self._admin_subscribe), methods=["POST"]),
+            Route("/_sandbox/unsubscribe", a(self._admin_unsubscribe), methods=["POST"]),
+            Route("/_sandbox/send-event", a(self._admin_send_event), methods=["POST"]),
+            Route("/_sandbox/flush-webhooks", a(self._admin_flush_webhooks), methods=["POST"]),
         ]
 
     # ---------------------------------------------------------------- app

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 
 from integration_pipelines.canonical.rules import after_write
 from integration_pipelines.canonical.tables import ENTITY_TABLES, quarantine, record_links, sync_state
+from integration_pipelines.connectors.spec import FieldPolicy
+from integration_pipelines.sync import conflicts
 
 CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
 
@@ -30,16 +32,20 @@ class PageCounts:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    stale: int = 0  # older than what the ATS already holds (e.g. a late webhook): not written
+    conflicts: int = 0
 
     def add(self, other: "PageCounts") -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.rejected += other.rejected
+        self.stale += other.stale
+        self.conflicts += other.conflicts
 
     @property
     def written(self) -> int:
-        return self.inserted + self.updated + self.unchanged
+        return self.inserted + self.updated + self.unchanged + self.stale
 
 
 @dataclass(frozen=True)
@@ -92,26 +98,60 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def existing_links(conn: sa.Connection, connection_id: str, entity: str, external_ids: Sequence[str]) -> dict:
-    """external id -> (internal id, payload hash) for ids this connection has synced before."""
-    found: dict[str, tuple[str, str | None]] = {}
+    """external id -> (internal id, payload hash, synced at) for ids this connection synced before."""
+    found: dict[str, tuple[str, str | None, datetime]] = {}
+    columns = (
+        record_links.c.external_id,
+        record_links.c.internal_id,
+        record_links.c.payload_hash,
+        record_links.c.synced_at,
+    )
     for chunk in _chunks(list(external_ids)):
         rows = conn.execute(
-            sa.select(
-                record_links.c.external_id, record_links.c.internal_id, record_links.c.payload_hash
-            ).where(
+            sa.select(*columns).where(
                 record_links.c.connection_id == connection_id,
                 record_links.c.entity == entity,
                 record_links.c.external_id.in_(chunk),
             )
         )
-        found.update({r.external_id: (r.internal_id, r.payload_hash) for r in rows})
+        found.update({r.external_id: (r.internal_id, r.payload_hash, r.synced_at) for r in rows})
     return found
 
 
+def current_rows(conn: sa.Connection, table: sa.Table, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored rows of `table` with these ids, by id."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(list(ids)):
+        rows = conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings()
+        found.update({r["id"]: dict(r) for r in rows})
+    return found
+
+
+def _newer(stored: Any, incoming: Any) -> bool:
+    """True when the ATS already holds a version the partner stamped later than `incoming`."""
+    if stored is None or incoming is None or incoming is pd.NaT:
+        return False
+    a, b = pd.Timestamp(stored), pd.Timestamp(incoming)
+    a = a.tz_localize("UTC") if a.tzinfo is None else a
+    b = b.tz_localize("UTC") if b.tzinfo is None else b
+    return a > b
+
+
 def upsert(
-    conn: sa.Connection, *, tenant_id: str, connection_id: str, entity: str, frame: pd.DataFrame
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    connection_id: str,
+    entity: str,
+    frame: pd.DataFrame,
+    stream: str = "",
+    policy: FieldPolicy | None = None,
 ) -> PageCounts:
-    """Insert new records, update changed ones, skip unchanged ones: safe to repeat."""
+    """Insert new records, update changed ones, skip unchanged ones: safe to repeat.
+
+    A changed record older than the stored one (by `remote_updated_at`) is skipped as stale;
+    with a conflict `policy`, fields the ATS also changed since the last sync are resolved.
+    """
     counts = PageCounts()
     if frame.empty:
         return counts
@@ -120,6 +160,7 @@ def upsert(
     now = datetime.now(UTC)
     links = existing_links(conn, connection_id, entity, [str(r["external_id"]) for r in rows])
     inserts, new_links, updates, changed_links = [], [], [], []
+    changed: list[tuple[str, str, datetime, str, dict[str, Any]]] = []
     for row in rows:
         external_id = str(row.pop("external_id"))
         digest = payload_hash(row)
@@ -139,12 +180,44 @@ def upsert(
                 }
             )
         else:
-            internal_id, old_digest = links[external_id]
+            internal_id, old_digest, synced_at = links[external_id]
             if old_digest == digest:
                 counts.unchanged += 1
                 continue
-            updates.append({**{f"v_{k}": v for k, v in row.items()}, "_id": internal_id, "v_updated_at": now})
-            changed_links.append({"_external_id": external_id, "v_payload_hash": digest})
+            changed.append((external_id, internal_id, synced_at, digest, row))
+    if changed and (policy is not None or "remote_updated_at" in frame.columns):
+        stored = current_rows(conn, table, [c[1] for c in changed])
+        kept, resolutions = [], []
+        for item in changed:
+            external_id, internal_id, synced_at, digest, row = item
+            current = stored.get(internal_id, {})
+            if _newer(current.get("remote_updated_at"), row.get("remote_updated_at")):
+                counts.stale += 1
+                continue
+            if policy is not None:
+                resolution = conflicts.resolve(
+                    conn,
+                    policy=policy,
+                    connection_id=connection_id,
+                    stream=stream,
+                    entity=entity,
+                    record_id=internal_id,
+                    incoming=row,
+                    current=current,
+                    since=synced_at,
+                )
+                for name in resolution.keep_ats:
+                    row[name] = current.get(name)
+                if resolution.conflicts:
+                    resolutions.append((internal_id, resolution))
+            kept.append(item)
+        changed = kept
+        counts.conflicts = conflicts.record(
+            conn, resolutions, connection_id=connection_id, stream=stream, entity=entity
+        )
+    for external_id, internal_id, _, digest, row in changed:
+        updates.append({**{f"v_{k}": v for k, v in row.items()}, "_id": internal_id, "v_updated_at": now})
+        changed_links.append({"_external_id": external_id, "v_payload_hash": digest})
     if inserts:
         conn.execute(table.insert(), inserts)
         conn.execute(record_links.insert(), new_links)

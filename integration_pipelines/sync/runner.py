@@ -152,7 +152,7 @@ class StreamSync:
             previous_keys = {get_path(r, stream.primary_key) for r in records}
             done = next_page is None
             with self.engine.begin() as conn:
-                counts = self._write(conn, stream_name, stream, records)
+                counts = self.write_records(conn, stream_name, stream, records)
                 load.save_state(
                     conn,
                     connection_id=self.connection.id,
@@ -249,7 +249,7 @@ class StreamSync:
                 elif record is not None:
                     records.append(record)
             with self.engine.begin() as conn:
-                counts = self._write(conn, stream_name, stream, records, extra_rejects=rejects)
+                counts = self.write_records(conn, stream_name, stream, records, extra_rejects=rejects)
                 load.save_state(
                     conn,
                     connection_id=self.connection.id,
@@ -303,7 +303,7 @@ class StreamSync:
         return {**found[0], alias: meta}, None
 
     # ------------------------------------------------------------------ map, validate, write
-    def _write(
+    def write_records(
         self,
         conn: sa.Connection,
         stream_name: str,
@@ -344,6 +344,8 @@ class StreamSync:
                 connection_id=self.connection.id,
                 entity=stream.entity,
                 frame=valid,
+                stream=stream_name,
+                policy=self.connector.spec.conflicts.get(stream.entity),
             )
         counts.rejected = load.quarantine_rows(
             conn, connection_id=self.connection.id, stream=stream_name, entity=stream.entity, rejects=rejects

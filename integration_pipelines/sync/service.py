@@ -1,6 +1,7 @@
-"""Running one stream of one connection: the entry point for Dagster assets, tests and the CLI."""
+"""Running a connection's work now: the entry point for Dagster assets, tests and the CLI."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -11,25 +12,21 @@ from integration_pipelines.resources.vault import CredentialVault
 from integration_pipelines.sync.runner import StreamSync, SyncReport
 
 
-def sync_stream(
+@contextmanager
+def open_sync(
     engine: sa.Engine,
     vault: CredentialVault,
     connection_id: str,
-    stream: str,
     *,
     connector: LoadedConnector | None = None,
     allow_loopback: bool = False,
     progress: Callable[[str], None] | None = None,
     run_id: str | None = None,
-) -> SyncReport:
-    """Sync `stream` for `connection_id` now; raises on failure after recording it."""
+) -> Iterator[StreamSync]:
+    """A StreamSync for the connection, with its partner client open for the duration."""
     store = ConnectionStore(engine, vault)
     connection = store.get(connection_id)
     connector = connector or get_connector(connection.connector)
-    if stream not in connector.spec.streams:
-        raise KeyError(
-            f"{connector.name} has no stream {stream!r}; streams: {', '.join(connector.spec.streams)}"
-        )
     credentials = store.credentials(connection_id)
     missing = [n for n in connector.spec.credential_names if n not in credentials]
     if missing:
@@ -48,7 +45,7 @@ def sync_stream(
     with build_partner_client(
         connector, connection, credentials, allow_loopback=allow_loopback, on_token=write_back
     ) as client:
-        return StreamSync(
+        yield StreamSync(
             engine=engine,
             connection=connection,
             connector=connector,
@@ -56,4 +53,29 @@ def sync_stream(
             secrets=credentials.values(),
             progress=progress,
             run_id=run_id,
-        ).run(stream)
+        )
+
+
+def sync_stream(
+    engine: sa.Engine,
+    vault: CredentialVault,
+    connection_id: str,
+    stream: str,
+    **options,
+) -> SyncReport:
+    """Sync `stream` for `connection_id` now; raises on failure after recording it."""
+    with open_sync(engine, vault, connection_id, **options) as sync:
+        streams = sync.connector.spec.streams
+        if stream not in streams:
+            raise KeyError(f"{sync.connector.name} has no stream {stream!r}; streams: {', '.join(streams)}")
+        return sync.run(stream)
+
+
+def apply_webhook_events(
+    engine: sa.Engine, vault: CredentialVault, connection_id: str, **options
+) -> SyncReport:
+    """Apply the connection's pending inbox events now."""
+    from integration_pipelines.sync.webhook_events import EventApplier
+
+    with open_sync(engine, vault, connection_id, **options) as sync:
+        return EventApplier(sync).run()

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from integration_pipelines.canonical.tables import ENTITY_TABLES, candidate_document, quarantine, record_links
+from integration_pipelines.assets.sync_assets import lookup_deps
 from integration_pipelines.connections import ConnectionStore
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
 from integration_pipelines.sync.runner import SyncReport
@@ -49,6 +50,15 @@ class Contract:
         self.connection_id, self.secrets = connect(self.store, self.sandbox, self.connector, self.tenant)
         if self.for_each:
             seed_documents(self.store.engine, self.tenant, DOCUMENTS)
+        for key in lookup_deps(self.connector, self.spec):  # e.g. jobs before the submissions naming them
+            sync_stream(
+                self.store.engine,
+                self.store.vault,
+                self.connection_id,
+                key.path[-1],
+                connector=self.connector,
+                allow_loopback=True,
+            )
 
     @property
     def spec(self):
@@ -68,7 +78,9 @@ class Contract:
 
     @property
     def paginated(self) -> bool:
-        return (self.spec.pagination or self.connector.spec.pagination).kind != "none"
+        """More than one page for this tenant's data."""
+        pagination = self.spec.pagination or self.connector.spec.pagination
+        return pagination.kind != "none" and self.expected() >= getattr(pagination, "page_size", 1)
 
     def expected(self) -> int:
         """How many records the partner has for this tenant (for parsers: documents in the ATS)."""
@@ -79,7 +91,7 @@ class Contract:
                     .select_from(candidate_document)
                     .where(candidate_document.c.tenant_id == self.tenant)
                 ).scalar_one()
-        return len(self.sim.tenant_state(self.tenant).data["postings"])
+        return len(self.sim.collection(self.tenant, self.spec.request.path))
 
     def sync(self, progress=None) -> SyncReport:
         return sync_stream(
@@ -121,7 +133,7 @@ class Contract:
     def change(self, n: int) -> None:
         """Change n records at their source: the partner's, or the ATS's documents."""
         if not self.for_each:
-            self.sim.touch(self.tenant, n)
+            assert len(self.sim.change(self.tenant, self.spec.request.path, n)) == n
             return
         later = datetime.now(UTC) + timedelta(seconds=1)
         with self.store.engine.begin() as conn:

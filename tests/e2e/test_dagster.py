@@ -45,10 +45,16 @@ def test_materialising_sync_assets_writes_the_ats(env: str, tenant: str, sandbox
             partition_key=beeline, instance=instance
         )
         assert run.success
-        (mat,) = run.get_asset_materialization_events()
-        meta = mat.materialization.metadata
+        mats = {
+            e.materialization.asset_key.path[-1]: e.materialization
+            for e in run.get_asset_materialization_events()
+        }
+        assert set(mats) == {"job_postings", "submissions", "placements"}
+        mat = mats["job_postings"]
+        meta = mat.metadata
         assert meta["written"].value == 300 and meta["rejected"].value == 0 and meta["pages"].value == 7
-        assert mat.materialization.partition == beeline
+        assert mat.partition == beeline
+        assert mats["placements"].metadata["written"].value == 20
         assert scalar(engine, "select count(*) from job where tenant_id = :t", t=tenant) == 300
 
         run = defs.resolve_job_def(sync_job_name("textkernel")).execute_in_process(

@@ -331,3 +331,22 @@ def test_star_plucks_from_every_list_element_and_items_shapes_objects() -> None:
         [],
     ]
     assert result.errors.empty
+
+
+def test_lookup_missing_null_keeps_the_row() -> None:
+    import pandas as pd
+
+    from integration_pipelines.connectors.spec import FieldMapping
+    from integration_pipelines.mapping import map_records
+
+    def lookup(entity: str, ids: pd.Series) -> pd.Series:
+        return ids.map({"J1": "internal-1"})
+
+    records = [{"job": "J1"}, {"job": "J2"}, {}]
+    strict = map_records(records, {"job_id": FieldMapping(path="job", lookup="job")}, lookup=lookup)
+    assert strict.rejected_rows() == {1}
+    lenient = map_records(
+        records, {"job_id": FieldMapping(path="job", lookup="job", lookup_missing="null")}, lookup=lookup
+    )
+    assert lenient.errors.empty
+    assert lenient.frame["job_id"].tolist()[0] == "internal-1" and pd.isna(lenient.frame["job_id"][1])

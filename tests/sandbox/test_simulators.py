@@ -161,7 +161,7 @@ def test_base_urls_and_admin(sandbox: Sandbox, client: httpx.Client) -> None:
     admin = sandbox.admin_url("beeline")
     creds = client.post(f"{admin}/tenants", json={"tenant": "acme"}).json()
     assert creds == sandbox.simulators["beeline"].credentials("acme")
-    assert set(creds) == {"client_id", "client_secret"}
+    assert set(creds) == {"client_id", "client_secret", "webhook_secret"}
 
     r = client.post(f"{admin}/faults", json={"kind": "server_error", "count": 2, "status": 503})
     assert r.status_code == 200
@@ -678,7 +678,13 @@ def test_beeline_workers_and_candidates(sandbox: Sandbox, client: httpx.Client) 
 def test_fieldglass_auth_and_token_invalidation(sandbox: Sandbox, client: httpx.Client) -> None:
     base = sandbox.base_url("sap_fieldglass")
     creds = sandbox.simulators["sap_fieldglass"].credentials("acme")
-    assert set(creds) == {"client_id", "license_key", "application_key"}
+    assert set(creds) == {
+        "client_id",
+        "license_key",
+        "application_key",
+        "webhook_username",
+        "webhook_password",
+    }
     form = {"grant_type": "client_credentials", "response_type": "token"}
     r = client.post(base + "/oauth2/v2.0/token", data=form, auth=(creds["client_id"], creds["license_key"]))
     assert r.status_code == 401  # no X-ApplicationKey
