@@ -328,7 +328,12 @@ class Handshake(Strict):
 
 
 class WebhookRoute(Strict):
-    """What an event type means: which inbound stream it feeds, and how to get the record."""
+    """What an event type means: which inbound stream it feeds, and how to get the record.
+
+    With `record`, the event carries the record; with `fetch`, it names it and we fetch it;
+    with neither, the event is a wake-up call and the stream's incremental sync runs now
+    ("webhook to wake, pull what changed").
+    """
 
     stream: str
     record: str | None = None  # path to the record inside the event, when the event carries it

@@ -60,6 +60,10 @@ class EventApplier:
         report.duration_seconds = round(time.monotonic() - started, 3)
         return report
 
+    @staticmethod
+    def _is_wake_up(route: WebhookRoute) -> bool:
+        return route.record is None and route.fetch is None
+
     def _record_for(self, route: WebhookRoute, event: dict[str, Any]) -> dict[str, Any] | None:
         payload = event["payload"]
         if route.fetch is None:
@@ -92,10 +96,22 @@ class EventApplier:
     def _apply_batch(self, events: list[dict[str, Any]], report: SyncReport) -> None:
         by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
         applied, missing, failed = [], [], []
+        wake = {
+            self.routes[e["event_type"]].stream
+            for e in events
+            if e["event_type"] in self.routes and self._is_wake_up(self.routes[e["event_type"]])
+        }
+        for stream_name in sorted(wake):  # events that only say "something changed": pull the delta
+            wake_report = self.sync.run(stream_name)
+            report.counts.add(wake_report.counts)
+            report.records += wake_report.records
         for event in events:
             route = self.routes.get(event["event_type"])
             if route is None:
                 missing.append(event["id"])
+                continue
+            if self._is_wake_up(route):
+                applied.append(event["id"])
                 continue
             try:
                 record = self._record_for(route, event)
