@@ -9,6 +9,7 @@ from integration_pipelines.assets.sync_assets import (
     webhook_events_key,
 )
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
+from integration_pipelines.outbox.dagster_defs import build_outbox_job, build_outbox_sensor
 from integration_pipelines.resources.dagster_resources import default_resources
 from integration_pipelines.sensors.connections_sensor import build_connections_sensor
 from integration_pipelines.sensors.inbox_sensor import build_inbox_sensor
@@ -50,6 +51,9 @@ def build_definitions(connectors: list[LoadedConnector], resources: dict | None 
             jobs.append(webhooks_job)
             sensors.append(build_inbox_sensor(connector, webhooks_job))
     assets.extend(build_ats_entities(connectors))
+    outbox_job = build_outbox_job()
+    jobs.append(outbox_job)
+    sensors.append(build_outbox_sensor(outbox_job))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,

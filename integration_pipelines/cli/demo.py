@@ -211,10 +211,53 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
                         ]
                     )
 
+        click.echo("")
+        click.echo("Two-way VMS: webhooks in, submissions and placement changes out, conflicts resolved")
+        from integration_pipelines.cli.demo_two_way import run_two_way
+
+        two_way = run_two_way(
+            database_url=database_url,
+            vault=vault,
+            sandbox=sandbox,
+            instance=instance,
+            defs=defs,
+            connections=connection_ids,
+            echo=click.echo,
+        )
+
     from integration_pipelines.cli.main import _table
 
     click.echo("")
     click.echo(_table(["tenant", "connection", "stream", "written", "rejected", "seconds", "status"], rows))
+    click.echo("")
+    click.echo(
+        _table(
+            [
+                "connection",
+                "events sent",
+                "received",
+                "applied",
+                "submitted",
+                "delivered",
+                "conflicts (ats/partner)",
+                "outbox left",
+            ],
+            [
+                [
+                    f.connection_id,
+                    f.events_sent,
+                    f.events_received,
+                    f.events_applied,
+                    f.submissions,
+                    f.delivered,
+                    f"{f.conflicts.get('ats', 0)}/{f.conflicts.get('partner', 0)}",
+                    f.outbox_left,
+                ]
+                for f in two_way
+            ],
+        )
+    )
+    failures += sum(1 for f in two_way if f.outbox_left or f.events_applied < f.events_received - 1)
     total_written = sum(r[3] for r in rows if isinstance(r[3], int))
     total_rejected = sum(r[4] for r in rows if isinstance(r[4], int))
     click.echo("")

@@ -12,16 +12,13 @@ too; events queued meanwhile (and any not yet delivered) go out once it is start
 """
 
 import signal
-import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-import uvicorn
-
+from integration_pipelines.local_server import LocalServer
 from integration_pipelines.sandbox.beeline import BeelineSimulator
 from integration_pipelines.sandbox.daxtra import DaxtraSimulator
 from integration_pipelines.sandbox.sap_fieldglass import SapFieldglassSimulator
@@ -39,12 +36,6 @@ SIMULATOR_CLASSES: dict[str, type[Simulator]] = {
 }
 
 DEFAULT_TENANTS: tuple[str, ...] = ("acme", "globex")
-
-
-@dataclass
-class _Running:
-    server: uvicorn.Server
-    thread: threading.Thread
 
 
 class Sandbox:
@@ -75,7 +66,7 @@ class Sandbox:
         self.ports: dict[str, int] = {}
         if port_base is not None:
             self.ports = {n: port_base + PARTNERS.index(n) for n in names}
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, LocalServer] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,48 +104,15 @@ class Sandbox:
                 f"partner {name!r} is not in this sandbox ({', '.join(self.simulators)})"
             ) from None
 
-    def _bind(self, name: str) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.ports.get(name, 0)))
-        except OSError as exc:
-            sock.close()
-            raise OSError(
-                f"cannot bind the {name} simulator to {self.host}:{self.ports.get(name, 0)}: {exc}"
-            ) from exc
-        self.ports[name] = sock.getsockname()[1]
-        return sock
-
     def start_partner(self, name: str) -> None:
         """Start one simulator (again), on the same port it had before if it ran already."""
         simulator = self._simulator(name)
         with self._lock:
             if name in self._running:
                 return
-            sock = self._bind(name)
-            config = uvicorn.Config(
-                simulator.app,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-                timeout_graceful_shutdown=1,
-            )
-            server = uvicorn.Server(config)
-            thread = threading.Thread(
-                target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{name}", daemon=True
-            )
-            thread.start()
-            deadline = time.monotonic() + 15
-            while not server.started:
-                if not thread.is_alive():
-                    sock.close()
-                    raise RuntimeError(f"the {name} simulator failed to start (see the log above)")
-                if time.monotonic() > deadline:
-                    server.should_exit = True
-                    raise RuntimeError(f"the {name} simulator did not start within 15 s")
-                time.sleep(0.01)
-            self._running[name] = _Running(server=server, thread=thread)
+            server = LocalServer(simulator.app, self.host, self.ports.get(name, 0), name=f"{name} simulator")
+            self._running[name] = server.start()
+            self.ports[name] = server.port
         simulator.start_webhooks()
 
     def stop_partner(self, name: str) -> None:
@@ -166,11 +124,7 @@ class Sandbox:
         if running is None:
             return
         simulator.stop_webhooks()
-        running.server.should_exit = True
-        running.thread.join(timeout=10)
-        if running.thread.is_alive():
-            running.server.force_exit = True
-            running.thread.join(timeout=5)
+        running.stop()
 
     def is_running(self, name: str) -> bool:
         return name in self._running
