@@ -236,5 +236,15 @@ def sandbox(port_base: int | None) -> None:
     run_forever(port_base=port_base)
 
 
+def _register_more_commands() -> None:
+    from integration_pipelines.cli.outbox import outbox
+    from integration_pipelines.cli.serve import serve
+
+    cli.add_command(serve)
+    cli.add_command(outbox)
+
+
+_register_more_commands()
+
 if __name__ == "__main__":
     cli()

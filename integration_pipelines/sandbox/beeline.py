@@ -17,10 +17,10 @@ endpoint answers OAuth-style errors (``{"error": "invalid_client"}``).
 
 Placements and submissions (unconfirmed — plausible design): candidates carry
 ``submittedAt`` and ``updatedAt``; ``GET /candidates`` takes ``updatedSince`` and
-``jobPostingUid`` and is ordered like postings. ``POST /workers`` and ``POST /candidates``
-honour an ``Idempotency-Key`` header: a key seen before (per tenant and endpoint) answers the
-first successful answer again with 200 (plus ``Idempotent-Replayed: true``) and creates
-nothing; the replayed request's body is not compared; error answers are not remembered.
+``jobPostingUid`` and is ordered like postings. ``POST /workers``, ``POST /candidates`` and
+the PATCHes of workers, candidates and assignments honour an ``Idempotency-Key`` header: a
+key seen before (per tenant and endpoint) answers the first successful answer again with
+200 (plus ``Idempotent-Replayed: true``) and creates or changes nothing; the replayed request's body is not compared; error answers are not remembered.
 Assignments (the placement, created when the buyer accepts a candidate) live at
 ``/assignments`` (list with ``limit``/``offset``/``updatedSince``, detail, and ``PATCH`` of
 ``startDate``, ``endDate``, ``billRate``, ``payRate``, ``status``; a ``null`` value means
@@ -773,14 +773,22 @@ class BeelineSimulator(Simulator):
         problem = self._validate_worker(body, partial=True)
         if problem:
             return self.error_response(400, problem)
+        bad_key = self._bad_idempotency_key(call)
+        if bad_key is not None:
+            return bad_key
         with self._lock:
-            worker = self.tenant_state(call.tenant or "").data["workers"].get(uid)
+            state = self.tenant_state(call.tenant or "")
+            replay = self._replay(call, state)
+            if replay is not None:
+                return replay
+            worker = state.data["workers"].get(uid)
             if worker is None:
                 return self.error_response(404, f"Worker {uid} not found")
             for name in ("firstName", "lastName", "email", "phone"):
                 if name in body:
                     worker[name] = body[name]
-            worker["updatedAt"] = _stamp_after(self.tenant_state(call.tenant or "").data["workers"].values())
+            worker["updatedAt"] = _stamp_after(state.data["workers"].values())
+            self._remember(call, state, worker)
             return json_response(copy.deepcopy(worker))
 
     async def list_candidates(self, call: Call) -> Response:
@@ -879,8 +887,15 @@ class BeelineSimulator(Simulator):
             return self.error_response(400, "status is required")
         if status not in CANDIDATE_PATCH_STATUSES:
             return self.error_response(400, f"status must be one of {', '.join(CANDIDATE_PATCH_STATUSES)}")
+        bad_key = self._bad_idempotency_key(call)
+        if bad_key is not None:
+            return bad_key
         with self._lock:
-            candidates = self.tenant_state(call.tenant or "").data["candidates"]
+            state = self.tenant_state(call.tenant or "")
+            replay = self._replay(call, state)
+            if replay is not None:
+                return replay
+            candidates = state.data["candidates"]
             candidate = candidates.get(uid)
             if candidate is None:
                 return self.error_response(404, f"Candidate {uid} not found")
@@ -892,6 +907,7 @@ class BeelineSimulator(Simulator):
                         candidate[name] = body[name]
             candidate["status"] = status
             candidate["updatedAt"] = _stamp_after(candidates.values())
+            self._remember(call, state, candidate)
             return json_response(copy.deepcopy(candidate))
 
     async def list_assignments(self, call: Call) -> Response:
@@ -917,11 +933,20 @@ class BeelineSimulator(Simulator):
         changes = _check_assignment_changes(body)
         if isinstance(changes, str):
             return self.error_response(400, changes)
+        bad_key = self._bad_idempotency_key(call)
+        if bad_key is not None:
+            return bad_key
         with self._lock:
+            state = self.tenant_state(call.tenant or "")
+            replay = self._replay(call, state)
+            if replay is not None:
+                return replay
             try:
                 result = self._apply_assignment(call.tenant or "", uid, changes)
             except KeyError:
                 return self.error_response(404, f"Assignment {uid} not found")
+            if not isinstance(result, str):
+                self._remember(call, state, result)
         if isinstance(result, str):
             return self.error_response(400, result)
         return json_response(result)

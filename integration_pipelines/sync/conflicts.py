@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from integration_pipelines.canonical.tables import conflict_log
+from integration_pipelines.canonical.tables import conflict_log, outbox
 from integration_pipelines.connectors.spec import FieldPolicy
 
 
@@ -114,6 +114,9 @@ def record(
     if rows:
         conn.execute(conflict_log.insert(), rows)
     for record_id, resolution in resolutions:
+        lost = {c["field"] for c in resolution.conflicts if c["winner"] == "partner"}
+        if lost:
+            supersede(conn, connection_id=connection_id, entity=entity, record_id=record_id, fields=lost)
         if resolution.keep_ats:
             enqueue(
                 conn,
@@ -125,3 +128,42 @@ def record(
                 payload={"fields": sorted(resolution.keep_ats), "reason": "conflict"},
             )
     return len(rows)
+
+
+def supersede(
+    conn: sa.Connection, *, connection_id: str, entity: str, record_id: str, fields: set[str]
+) -> None:
+    """The partner won these fields: pending ATS changes of them must not be sent any more.
+
+    They are taken out of the record's undelivered outbox items; an item left with nothing
+    to send is marked `superseded` (kept for the record, never delivered).
+    """
+    items = conn.execute(
+        sa.select(outbox.c.id, outbox.c.payload).where(
+            outbox.c.connection_id == connection_id,
+            outbox.c.entity == entity,
+            outbox.c.record_id == record_id,
+            outbox.c.status == "pending",
+            outbox.c.operation == "update",
+        )
+    ).all()
+    for item_id, payload in items:
+        payload = dict(payload or {})
+        listed = [f for f in payload.get("fields", []) if f not in fields]
+        remaining = {k: v for k, v in payload.items() if k not in fields and k not in ("fields", "reason")}
+        if "fields" in payload:
+            payload["fields"] = listed
+        for name in fields:
+            payload.pop(name, None)
+        if remaining or listed:
+            conn.execute(outbox.update().where(outbox.c.id == item_id).values(payload=payload))
+        else:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id)
+                .values(
+                    status="superseded",
+                    payload=payload,
+                    last_error="the partner's newer value won a conflict",
+                )
+            )

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from integration_pipelines.canonical.tables import ENTITY_TABLES, candidate_document, quarantine, record_links
 from integration_pipelines.assets.sync_assets import lookup_deps
+from integration_pipelines.canonical.tables import ENTITY_TABLES, candidate_document, quarantine, record_links
 from integration_pipelines.connections import ConnectionStore
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
 from integration_pipelines.sync.runner import SyncReport

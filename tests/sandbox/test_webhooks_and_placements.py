@@ -712,3 +712,35 @@ def test_fieldglass_job_seeker_upload_with_supplier_reference(vms: Sandbox, clie
     client.post(url, content=csv_body, headers={**auth, "Content-Type": "text/csv"})
     assert [s["Supplier Reference"] for s in sim.job_seekers(tenant)] == ["ATS-SUB-1"]
     assert sim.job_seeker_by_reference(tenant, "nope") is None
+
+
+def test_patches_honour_idempotency_keys() -> None:
+    import httpx
+
+    from integration_pipelines.sandbox.server import Sandbox
+
+    with Sandbox(partners=["beeline"]) as box:
+        sim = box.simulators["beeline"]
+        creds = sim.add_tenant("idem")
+        base = box.base_url("beeline")
+        token = httpx.post(
+            f"{base}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(creds["client_id"], creds["client_secret"]),
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "outbox-42"}
+        candidate = sim.candidates("idem")[0]
+        first = httpx.patch(
+            f"{base}/candidates/{candidate['uid']}", json={"status": "RESCINDED"}, headers=headers
+        )
+        again = httpx.patch(
+            f"{base}/candidates/{candidate['uid']}", json={"status": "RESCINDED"}, headers=headers
+        )
+        assert first.status_code == 200 and again.status_code == 200
+        assert again.headers["Idempotent-Replayed"] == "true"
+        other = httpx.patch(
+            f"{base}/candidates/{candidate['uid']}",
+            json={"status": "RESCINDED"},
+            headers={**headers, "Idempotency-Key": "outbox-43"},
+        )
+        assert other.status_code == 409  # a new key is a new request
