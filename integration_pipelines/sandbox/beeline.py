@@ -20,7 +20,8 @@ Placements and submissions (unconfirmed — plausible design): candidates carry
 ``jobPostingUid`` and is ordered like postings. ``POST /workers``, ``POST /candidates`` and
 the PATCHes of workers, candidates and assignments honour an ``Idempotency-Key`` header: a
 key seen before (per tenant and endpoint) answers the first successful answer again with
-200 (plus ``Idempotent-Replayed: true``) and creates or changes nothing; the replayed request's body is not compared; error answers are not remembered.
+200 (plus ``Idempotent-Replayed: true``) and creates or changes nothing; the replayed
+request's body is not compared; error answers are not remembered.
 Assignments (the placement, created when the buyer accepts a candidate) live at
 ``/assignments`` (list with ``limit``/``offset``/``updatedSince``, detail, and ``PATCH`` of
 ``startDate``, ``endDate``, ``billRate``, ``payRate``, ``status``; a ``null`` value means
