@@ -357,14 +357,15 @@ class SapFieldglassSimulator(Simulator):
                 }
             )
 
-    def touch(self, tenant: str, n: int) -> list[str]:
-        """Bump ``Positions`` of ``n`` postings; ``LastModified`` = now (latest); new revision."""
+    def touch(self, tenant: str, n: int, ids: list[str] | None = None) -> list[str]:
+        """Bump ``Positions`` of ``n`` postings (or of ``ids``); ``LastModified`` = now (latest);
+        new revision."""
         with self._lock:
             state = self.tenant_state(tenant)
             postings = state.data["postings"]
             state.data["touches"] += 1
             rng = seeded_rng("fieldglass-touch", tenant, str(state.data["touches"]))
-            chosen = rng.sample(sorted(postings), k=min(n, len(postings)))
+            chosen = list(ids) if ids else rng.sample(sorted(postings), k=min(n, len(postings)))
             stamp = iso_utc(next_after(self._latest(state)))
             state.data["revision"] += 1
             for pid in chosen:

@@ -87,3 +87,51 @@ def test_pushed_events_are_received_once_and_applied(tmp_path, monkeypatch, sand
         for posting_id in fg_touched:
             assert ats("job", fieldglass, posting_id)["openings"] == int(fg_postings[posting_id]["Positions"])
         assert float(ats("placement", fieldglass, work_order["Work Order ID"])["bill_rate"]) == 77.5
+
+
+def test_out_of_order_pushes_leave_the_newest_version(store, vault, sandbox, tenant) -> None:
+    """Fieldglass pushes carry the record: a late, older push must not overwrite a newer one."""
+    import time
+
+    from integration_pipelines.sync.service import apply_webhook_events
+
+    engine = store.engine
+    url = engine.url.render_as_string(hide_password=False)
+    fieldglass, _ = connect(store, sandbox, load_connectors()["sap_fieldglass"], tenant)
+    sync_stream(engine, vault, fieldglass, "job_postings", allow_loopback=True)
+    fg = sandbox.simulators["sap_fieldglass"]
+    with LocalServer(create_app(database_url=url, vault=vault), name="webhook receiver") as receiver:
+        fg.subscribe(tenant, f"{receiver.url}/webhooks/{fieldglass}")
+        (posting_id,) = fg.touch(tenant, 1)
+        for _ in range(2):
+            time.sleep(1.05)  # whole-second stamps: each version is newer than the last
+            fg.touch(tenant, 1, ids=[posting_id])
+        assert fg.flush_webhooks(15)
+    with engine.begin() as conn:
+        ids = list(
+            conn.execute(
+                sa.text("select id from inbox where connection_id = :c order by occurred_at desc"),
+                {"c": fieldglass},
+            ).scalars()
+        )
+        assert len(ids) == 3
+        # apply the newest version now; the two older ones "arrive later"
+        conn.execute(
+            sa.text("update inbox set status = 'held' where id in (:a, :b)"), {"a": ids[1], "b": ids[2]}
+        )
+    first = apply_webhook_events(engine, vault, fieldglass, allow_loopback=True)
+    with engine.begin() as conn:
+        conn.execute(sa.text("update inbox set status = 'pending' where status = 'held'"))
+    late = apply_webhook_events(engine, vault, fieldglass, allow_loopback=True)
+    # the older pushes are stale: nothing is written over the newer version
+    assert first.counts.updated == 1 and late.counts.stale >= 1 and late.counts.updated == 0
+    final = next(p for p in fg.postings(tenant) if p["JobPostingID"] == posting_id)
+    with engine.connect() as conn:
+        openings = conn.execute(
+            sa.text(
+                "select j.openings from job j join record_links l on l.internal_id = j.id "
+                "where l.connection_id = :c and l.external_id = :x"
+            ),
+            {"c": fieldglass, "x": posting_id},
+        ).scalar_one()
+    assert openings == int(final["Positions"])
