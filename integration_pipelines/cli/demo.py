@@ -235,11 +235,12 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
             [
                 "connection",
                 "events sent",
-                "received",
+                "stored",
                 "applied",
                 "submitted",
                 "delivered",
-                "conflicts (ats/partner)",
+                "superseded",
+                "conflicts won ats/partner",
                 "outbox left",
             ],
             [
@@ -250,6 +251,7 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
                     f.events_applied,
                     f.submissions,
                     f.delivered,
+                    f.superseded,
                     f"{f.conflicts.get('ats', 0)}/{f.conflicts.get('partner', 0)}",
                     f.outbox_left,
                 ]
@@ -257,7 +259,7 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
             ],
         )
     )
-    failures += sum(1 for f in two_way if f.outbox_left or f.events_applied < f.events_received - 1)
+    failures += sum(1 for f in two_way if f.outbox_left or f.events_applied != f.events_received)
     total_written = sum(r[3] for r in rows if isinstance(r[3], int))
     total_rejected = sum(r[4] for r in rows if isinstance(r[4], int))
     click.echo("")

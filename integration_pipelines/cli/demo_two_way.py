@@ -46,6 +46,7 @@ class TwoWayFigures:
     submissions: int = 0
     delivered: int = 0
     conflicts: dict[str, int] = field(default_factory=dict)
+    superseded: int = 0
     outbox_left: int = 0
 
 
@@ -89,7 +90,7 @@ def _ats_changes(engine: sa.Engine, tenant: str, connection_id: str, rng: random
             available_date=date.today() + timedelta(days=14),
         )
     for placement_id, _ in placements:
-        update_placement(engine, placement_id, end_date=date.today() + timedelta(days=120))
+        update_placement(engine, placement_id, end_date=date.today() + timedelta(days=120), pay_rate=64.0)
     return min(len(jobs), len(people)), placements
 
 
@@ -99,9 +100,9 @@ def _partner_changes(name: str, sim, tenant: str, placements: list[tuple]) -> No
     new_end = (date.today() + timedelta(days=150)).isoformat()
     for _, external_id in placements:
         if name == "beeline":
-            sim.edit_assignment(tenant, external_id, endDate=new_end, billRate=101.5)
+            sim.edit_assignment(tenant, external_id, endDate=new_end, billRate=101.5, payRate=58.0)
         else:
-            sim.edit_work_order(tenant, external_id, end_date=new_end, bill_rate=101.5)
+            sim.edit_work_order(tenant, external_id, end_date=new_end, bill_rate=101.5, pay_rate=58.0)
     if name == "beeline":
         for c in sim.candidates(tenant)[:2]:
             sim.set_candidate_status(
@@ -170,16 +171,18 @@ def run_two_way(
             )
             fig.events_received = sum(counts.values())
             fig.events_applied = counts.get("applied", 0)
-            fig.delivered = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(outbox.c.connection_id == connection_id, outbox.c.status == "delivered")
-            ).scalar_one()
-            fig.outbox_left = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(outbox.c.connection_id == connection_id, outbox.c.status != "delivered")
-            ).scalar_one()
+            states = dict(
+                conn.execute(
+                    sa.select(outbox.c.status, sa.func.count())
+                    .where(outbox.c.connection_id == connection_id)
+                    .group_by(outbox.c.status)
+                ).all()
+            )
+            fig.delivered = states.get("delivered", 0)
+            fig.superseded = states.get("superseded", 0)  # the partner's newer value won a conflict
+            fig.outbox_left = sum(
+                n for status, n in states.items() if status not in ("delivered", "superseded")
+            )
             fig.conflicts = dict(
                 conn.execute(
                     sa.select(conflict_log.c.winner, sa.func.count())
