@@ -181,6 +181,35 @@ conflict_log = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.String(140), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),  # open | resolved
+    sa.Column("severity", sa.String(20), nullable=False),  # degraded | down
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("last_error", sa.Text),  # redacted
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("alerted_at", UTCDateTime),
+    sa.Column("recovery_alerted_at", UTCDateTime),
+)
+
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # incident | recovery
+    sa.Column("channel", sa.String(20), nullable=False),  # slack | email
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
 # ------------------------------------------------------------------ canonical entities
 
 candidate = _entity(

@@ -476,6 +476,18 @@ class Schedule(Strict):
     timezone: str = "UTC"
 
 
+class HealthThresholds(Strict):
+    """When a connection counts as degraded or down (defaults suit most partners)."""
+
+    freshness_minutes: int = Field(default=120, gt=0)  # last successful sync older than this: degraded
+    degraded_error_rate: float = Field(default=0.2, ge=0, le=1)  # share of failed runs in the last hour
+    down_after_failures: int = Field(default=3, ge=1)  # this many failed runs in a row: down
+    max_reject_rate: float = Field(default=0.05, ge=0, le=1)  # rejected / records per run (asset check)
+    backlog_warning: int = Field(default=500, ge=0)  # pending inbox or outbox items: degraded
+    recovery_successes: int = Field(default=1, ge=1)  # successful runs in a row that close an incident
+    flap_window_minutes: int = Field(default=30, ge=0)  # an incident reopened within this: no new alert
+
+
 class Connector(Strict):
     """One partner integration, as declared in `connectors/<name>/connector.yaml`."""
 
@@ -498,6 +510,7 @@ class Connector(Strict):
     streams: dict[str, Stream]
     webhooks: Webhooks | None = None
     conflicts: dict[str, FieldPolicy] = Field(default_factory=dict)  # canonical entity -> policy
+    health: HealthThresholds = HealthThresholds()
 
     def inbound_streams(self) -> dict[str, Stream]:
         return {n: s for n, s in self.streams.items() if s.direction in ("inbound", "bidirectional")}

@@ -1,0 +1,1 @@
+"""Monitoring & health: derived per-connection health, incidents, alerts, the status page."""
