@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the status page is tested in a real headless browser: Debian's Chromium (no browser download)
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "could not install chromium; the browser test will report it" >&2
+fi
 if url=$(bash scripts/ensure_postgres.sh); then
   export INTEGRATION_TEST_POSTGRES_URL="$url"
 elif [ "${CI:-}" = "true" ]; then

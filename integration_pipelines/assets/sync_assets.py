@@ -5,6 +5,9 @@ stream (partitioned by the connector's connections), and lineage into the ATS en
 each stream writes. The asset graph reads: partner stream -> sync -> ATS entity.
 """
 
+from collections.abc import Callable
+from functools import partial
+
 import dagster as dg
 
 from integration_pipelines.connectors.registry import LoadedConnector
@@ -15,7 +18,8 @@ from integration_pipelines.resources.dagster_resources import (
     PartnerApi,
 )
 from integration_pipelines.resources.errors import PartnerError
-from integration_pipelines.sync.service import sync_stream
+from integration_pipelines.sync.runner import SyncReport
+from integration_pipelines.sync.service import apply_webhook_events, sync_stream
 
 ATS_GROUP = "ats"
 
@@ -71,7 +75,7 @@ def lookup_deps(connector: LoadedConnector, stream: Stream) -> list[dg.AssetKey]
     ]
 
 
-def _metadata(report) -> dict:
+def _metadata(report: SyncReport) -> dict:
     return {
         "records": report.records,
         "written": report.written,
@@ -88,53 +92,73 @@ def _metadata(report) -> dict:
     }
 
 
-def _failure(connector: str, what: str, partition: str, exc: PartnerError) -> dg.Failure:
-    return dg.Failure(
-        description=f"{connector} {what} for {partition}: {exc}",
-        metadata={"failure_type": exc.failure_type, "connection": partition},
-        allow_retries=exc.failure_type == "transient_error",
-    )
+def _connection_asset(
+    connector: LoadedConnector,
+    *,
+    key: dg.AssetKey,
+    deps: list[dg.AssetKey],
+    description: str,
+    metadata: dict[str, str],
+    what: str,
+    work: Callable[..., SyncReport],
+) -> dg.AssetsDefinition:
+    """An asset partitioned by the connector's connections that runs `work` for one connection.
 
-
-def _sync_asset(connector: LoadedConnector, name: str, stream: Stream) -> dg.AssetsDefinition:
-    deps = [partner_source_key(connector.name, name), *lookup_deps(connector, stream)]
-    if stream.for_each:
-        deps.append(ats_key(stream.for_each.entity))
-    connector_name = connector.name
+    A partner error becomes a Dagster Failure that says whose fault it is (config, transient or
+    system error); transient ones may be retried.
+    """
 
     @dg.asset(
-        key=sync_asset_key(connector.name, name),
+        key=key,
         partitions_def=partitions_for(connector),
         group_name=connector.name,
         deps=deps,
         kinds={"python", "pandas"},
         pool=f"partner_{connector.name}",
-        description=stream.description or f"Sync {connector.spec.title} {name} into ATS {stream.entity}.",
-        metadata={"connector": connector.name, "entity": stream.entity, "direction": stream.direction},
+        description=description,
+        metadata={"connector": connector.name, **metadata},
         tags={"connector": connector.name, "category": connector.spec.category},
     )
-    def _sync(
+    def _asset(
         context: dg.AssetExecutionContext,
         database: IntegrationDatabase,
         vault: CredentialVaultResource,
         partner_api: PartnerApi,
     ) -> dg.MaterializeResult:
         try:
-            report = sync_stream(
+            report = work(
                 database.engine(),
                 vault.vault(),
                 context.partition_key,
-                name,
                 connector=connector,
                 allow_loopback=partner_api.sandbox,
                 progress=context.log.info,
                 run_id=context.run.run_id,
             )
         except PartnerError as exc:
-            raise _failure(connector_name, name, context.partition_key, exc) from None
+            raise dg.Failure(
+                description=f"{connector.name} {what} for {context.partition_key}: {exc}",
+                metadata={"failure_type": exc.failure_type, "connection": context.partition_key},
+                allow_retries=exc.failure_type == "transient_error",
+            ) from None
         return dg.MaterializeResult(metadata={"connection": context.partition_key, **_metadata(report)})
 
-    return _sync
+    return _asset
+
+
+def _sync_asset(connector: LoadedConnector, name: str, stream: Stream) -> dg.AssetsDefinition:
+    deps = [partner_source_key(connector.name, name), *lookup_deps(connector, stream)]
+    if stream.for_each:
+        deps.append(ats_key(stream.for_each.entity))
+    return _connection_asset(
+        connector,
+        key=sync_asset_key(connector.name, name),
+        deps=deps,
+        description=stream.description or f"Sync {connector.spec.title} {name} into ATS {stream.entity}.",
+        metadata={"entity": stream.entity, "direction": stream.direction},
+        what=name,
+        work=partial(sync_stream, stream=name),
+    )
 
 
 def webhook_events_key(connector: str) -> dg.AssetKey:
@@ -145,42 +169,15 @@ def _webhook_asset(connector: LoadedConnector) -> dg.AssetsDefinition:
     """Applies the connector's webhook events from the inbox, per connection."""
     webhooks = connector.spec.webhooks
     assert webhooks is not None
-    connector_name = connector.name
-
-    @dg.asset(
+    return _connection_asset(
+        connector,
         key=webhook_events_key(connector.name),
-        partitions_def=partitions_for(connector),
-        group_name=connector.name,
         deps=[partner_source_key(connector.name, "webhooks")],
-        kinds={"python", "pandas"},
-        pool=f"partner_{connector.name}",
         description=f"Apply {connector.spec.title} webhook events received into the inbox.",
-        metadata={"connector": connector.name, "routes": ", ".join(sorted(webhooks.routes))},
-        tags={"connector": connector.name, "category": connector.spec.category},
+        metadata={"routes": ", ".join(sorted(webhooks.routes))},
+        what="webhook events",
+        work=apply_webhook_events,
     )
-    def _apply(
-        context: dg.AssetExecutionContext,
-        database: IntegrationDatabase,
-        vault: CredentialVaultResource,
-        partner_api: PartnerApi,
-    ) -> dg.MaterializeResult:
-        from integration_pipelines.sync.service import apply_webhook_events
-
-        try:
-            report = apply_webhook_events(
-                database.engine(),
-                vault.vault(),
-                context.partition_key,
-                connector=connector,
-                allow_loopback=partner_api.sandbox,
-                progress=context.log.info,
-                run_id=context.run.run_id,
-            )
-        except PartnerError as exc:
-            raise _failure(connector_name, "webhook events", context.partition_key, exc) from None
-        return dg.MaterializeResult(metadata={"connection": context.partition_key, **_metadata(report)})
-
-    return _apply
 
 
 def build_connector_assets(connector: LoadedConnector) -> list[dg.AssetsDefinition | dg.AssetSpec]:
