@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from integration_pipelines.assets.checks import build_stream_checks, with_freshness
 from integration_pipelines.assets.sync_assets import (
     build_ats_entities,
     build_connector_assets,
@@ -12,6 +13,7 @@ from integration_pipelines.connectors.registry import LoadedConnector, load_conn
 from integration_pipelines.outbox.dagster_defs import build_outbox_job, build_outbox_sensor
 from integration_pipelines.resources.dagster_resources import default_resources
 from integration_pipelines.sensors.connections_sensor import build_connections_sensor
+from integration_pipelines.sensors.health_sensor import build_health_sensor, build_run_failure_sensor
 from integration_pipelines.sensors.inbox_sensor import build_inbox_sensor
 from integration_pipelines.sensors.schedules import build_poll_schedule
 
@@ -28,8 +30,10 @@ def build_definitions(connectors: list[LoadedConnector], resources: dict | None 
     """Assets, jobs, schedules and sensors for `connectors`."""
     assets: list = []
     jobs, schedules, sensors = [], [], [build_connections_sensor(connectors)]
+    asset_checks: list = []
     for connector in connectors:
-        assets.extend(build_connector_assets(connector))
+        assets.extend(with_freshness(build_connector_assets(connector), connector))
+        asset_checks.extend(build_stream_checks(connector))
         keys = [sync_asset_key(connector.name, s) for s in connector.spec.inbound_streams()]
         if not keys:
             continue
@@ -54,8 +58,11 @@ def build_definitions(connectors: list[LoadedConnector], resources: dict | None 
     outbox_job = build_outbox_job()
     jobs.append(outbox_job)
     sensors.append(build_outbox_sensor(outbox_job))
+    by_name = {c.name: c for c in connectors}
+    sensors += [build_health_sensor(by_name), build_run_failure_sensor(by_name)]
     return dg.Definitions(
         assets=assets,
+        asset_checks=asset_checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

@@ -260,6 +260,22 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
         )
     )
     failures += sum(1 for f in two_way if f.outbox_left or f.events_applied != f.events_received)
+
+    from datetime import UTC, datetime
+
+    from integration_pipelines.cli.health import health_table
+    from integration_pipelines.health.derive import derive_health
+    from integration_pipelines.health.tokens import issue_token
+
+    click.echo("")
+    click.echo("Health (derived from runs, inbox, outbox and incidents):")
+    now = datetime.now(UTC)
+    click.echo(health_table(derive_health(engine, now=now), now))
+    click.echo("")
+    click.echo("Status pages (serve them with the command below; each link carries that tenant's token):")
+    click.echo(f"  INTEGRATION_DATABASE_URL={database_url} .venv/bin/integration-pipelines serve --port 8800")
+    for tenant in DEMO_TENANTS:
+        click.echo(f"  http://127.0.0.1:8800/status/{tenant}?token={issue_token(engine, tenant)}")
     total_written = sum(r[3] for r in rows if isinstance(r[3], int))
     total_rejected = sum(r[4] for r in rows if isinstance(r[4], int))
     click.echo("")

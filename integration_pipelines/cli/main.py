@@ -237,11 +237,13 @@ def sandbox(port_base: int | None) -> None:
 
 
 def _register_more_commands() -> None:
+    from integration_pipelines.cli.health import health
     from integration_pipelines.cli.outbox import outbox
     from integration_pipelines.cli.serve import serve
+    from integration_pipelines.cli.tenants import tenants
 
-    cli.add_command(serve)
-    cli.add_command(outbox)
+    for command in (serve, outbox, health, tenants):
+        cli.add_command(command)
 
 
 _register_more_commands()

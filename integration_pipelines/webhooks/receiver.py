@@ -48,6 +48,7 @@ from integration_pipelines.connections import ConnectionConfigError, ConnectionS
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
 from integration_pipelines.connectors.spec import Handshake, Webhooks
 from integration_pipelines.db.engine import create_db_engine, default_database_url
+from integration_pipelines.health.status_page import build_status_router
 from integration_pipelines.mapping.paths import get_path
 from integration_pipelines.resources.vault import CredentialVault, VaultError
 from integration_pipelines.webhooks.inbox import record_event
@@ -679,6 +680,8 @@ def create_app(
             return JSONResponse({"status": "ok", "database": "ok"})
         return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
 
+    # the customer-facing status pages live on the same app (GET /status/{tenant}, GET /status)
+    app.include_router(build_status_router(engine_provider=lambda: engine, connectors=receiver.connectors))
     return app
 
 
