@@ -9,6 +9,7 @@ from integration_pipelines.connections import ConnectionStore
 from integration_pipelines.connectors.registry import LoadedConnector, get_connector
 from integration_pipelines.resources.clients import build_partner_client
 from integration_pipelines.resources.vault import CredentialVault
+from integration_pipelines.sync.locks import DEFAULT_TIMEOUT, stream_lock
 from integration_pipelines.sync.runner import StreamSync, SyncReport
 
 
@@ -61,14 +62,21 @@ def sync_stream(
     vault: CredentialVault,
     connection_id: str,
     stream: str,
+    *,
+    lock_timeout: float = DEFAULT_TIMEOUT,
     **options,
 ) -> SyncReport:
-    """Sync `stream` for `connection_id` now; raises on failure after recording it."""
+    """Sync `stream` for `connection_id` now; raises on failure after recording it.
+
+    The stream runs inside its (connection, stream) lock (`sync.locks.stream_lock`): a second
+    caller waits up to `lock_timeout` seconds, then gets `StreamBusy`.
+    """
     with open_sync(engine, vault, connection_id, **options) as sync:
         streams = sync.connector.spec.streams
         if stream not in streams:
             raise KeyError(f"{sync.connector.name} has no stream {stream!r}; streams: {', '.join(streams)}")
-        return sync.run(stream)
+        with stream_lock(engine, connection_id, stream, timeout=lock_timeout):
+            return sync.run(stream)
 
 
 def apply_webhook_events(
