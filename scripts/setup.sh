@@ -7,4 +7,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]" -c constraints.txt
+.venv/bin/python -m pip install --quiet -e ".[dev,celery]" -c constraints.txt

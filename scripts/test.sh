@@ -8,6 +8,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "could not install chromium; the browser test will report it" >&2
 fi
+bash scripts/ensure_redis.sh || { [ "${CI:-}" = "true" ] && { echo "CI needs Redis (Celery tests)" >&2; exit 1; }; }
 if url=$(bash scripts/ensure_postgres.sh); then
   export INTEGRATION_TEST_POSTGRES_URL="$url"
 elif [ "${CI:-}" = "true" ]; then

@@ -240,9 +240,10 @@ def _register_more_commands() -> None:
     from integration_pipelines.cli.health import health
     from integration_pipelines.cli.outbox import outbox
     from integration_pipelines.cli.serve import serve
+    from integration_pipelines.cli.serve_all import serve_all
     from integration_pipelines.cli.tenants import tenants
 
-    for command in (serve, outbox, health, tenants):
+    for command in (serve, serve_all, outbox, health, tenants):
         cli.add_command(command)
 
 

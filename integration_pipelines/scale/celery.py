@@ -17,7 +17,8 @@ and runs the step. So every worker and the process that launches runs need
   local directory does not work across machines;
 * this package importable (same code version), and the same environment: `INTEGRATION_DATABASE_URL`
   (PostgreSQL: stream locks and inbox claims are only cross-process there, see `sync.locks`),
-  `INTEGRATION_VAULT_KEYS`, and `INTEGRATION_CELERY_BROKER_URL` / `INTEGRATION_CELERY_BACKEND_URL`.
+  `INTEGRATION_VAULT_KEYS`, and `INTEGRATION_CELERY_BROKER_URL` / `INTEGRATION_CELERY_BACKEND_URL`
+  (optionally `INTEGRATION_CELERY_KEY_PREFIX` to share a Redis with other deployments).
 
 **Starting workers** (each is one Celery worker; add machines or processes to scale out):
 
@@ -50,6 +51,7 @@ from dagster_celery import celery_executor
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 BROKER_ENV = "INTEGRATION_CELERY_BROKER_URL"
 BACKEND_ENV = "INTEGRATION_CELERY_BACKEND_URL"
+KEY_PREFIX_ENV = "INTEGRATION_CELERY_KEY_PREFIX"
 DEFINITIONS_MODULE = "integration_pipelines.scale.definitions"
 QUEUE = "dagster"  # dagster-celery routes every step to this queue unless a step is tagged otherwise
 
@@ -62,27 +64,43 @@ def backend_url() -> str | None:
     return os.environ.get(BACKEND_ENV) or None
 
 
-def executor_config(broker_url: str, backend_url: str | None = None) -> dict[str, Any]:
-    """The `celery` executor's config block; the same block goes into a worker's YAML."""
+def key_prefix() -> str | None:
+    return os.environ.get(KEY_PREFIX_ENV) or None
+
+
+def executor_config(
+    broker_url: str, backend_url: str | None = None, key_prefix: str | None = None
+) -> dict[str, Any]:
+    """The `celery` executor's config block; the same block goes into a worker's YAML.
+
+    `key_prefix` (Redis only) puts every broker and result key under that prefix, so several
+    deployments (or test runs) can share one Redis without taking each other's steps.
+    """
+    source: dict[str, Any] = {
+        "worker_prefetch_multiplier": 1,
+        "task_acks_late": True,  # a step whose worker died is redelivered, not lost
+        "broker_connection_retry_on_startup": True,
+    }
+    if key_prefix:
+        source["broker_transport_options"] = {"global_keyprefix": key_prefix}
+        source["result_backend_transport_options"] = {"global_keyprefix": key_prefix}
     return {
         "broker": broker_url,
         "backend": backend_url or broker_url,
         "include": ["integration_pipelines.definitions"],
-        "config_source": {
-            "worker_prefetch_multiplier": 1,
-            "task_acks_late": True,  # a step whose worker died is redelivered, not lost
-            "broker_connection_retry_on_startup": True,
-        },
+        "config_source": source,
     }
 
 
-def celery_executor_for(broker_url: str, backend_url: str | None = None) -> dg.ExecutorDefinition:
+def celery_executor_for(
+    broker_url: str, backend_url: str | None = None, key_prefix: str | None = None
+) -> dg.ExecutorDefinition:
     """dagster-celery's executor for this project: steps go to workers through `broker_url`.
 
     Results go to `backend_url` (default: the broker, which is right for Redis). Retries follow
     the run's retry settings; transient partner failures are retried by the assets themselves.
     """
-    return celery_executor.configured(executor_config(broker_url, backend_url), name="celery")
+    return celery_executor.configured(executor_config(broker_url, backend_url, key_prefix), name="celery")
 
 
 def celery_definitions(
@@ -93,7 +111,7 @@ def celery_definitions(
     from integration_pipelines.definitions import build_definitions
 
     base = build_definitions(connectors if connectors is not None else list(load_connectors().values()))
-    executor = celery_executor_for(broker or broker_url(), backend or backend_url())
+    executor = celery_executor_for(broker or broker_url(), backend or backend_url(), key_prefix())
     return dg.Definitions.merge(base, dg.Definitions(executor=executor))
 
 
@@ -122,26 +140,30 @@ def instance_yaml(*, username: str, password_env: str, hostname: str, port: int,
     )
 
 
-def worker_yaml(broker_url: str, backend_url: str | None = None) -> str:
+def worker_yaml(broker_url: str, backend_url: str | None = None, key_prefix: str | None = None) -> str:
     """The YAML for `dagster-celery worker start -y`: the executor's config block."""
     import yaml
 
-    return yaml.safe_dump({"execution": {"config": executor_config(broker_url, backend_url)}})
+    return yaml.safe_dump({"execution": {"config": executor_config(broker_url, backend_url, key_prefix)}})
 
 
-def worker_config_module(broker_url: str, backend_url: str | None = None) -> str:
+def worker_config_module(
+    broker_url: str, backend_url: str | None = None, key_prefix: str | None = None
+) -> str:
     """`dagster_celery_config.py`: what `dagster_celery.app` reads for its broker and settings."""
-    config = executor_config(broker_url, backend_url)
+    config = executor_config(broker_url, backend_url, key_prefix)
     lines = [f"broker_url = {config['broker']!r}", f"result_backend = {config['backend']!r}"]
     lines += [f"{key} = {value!r}" for key, value in config["config_source"].items()]
     return "\n".join(lines) + "\n"
 
 
-def write_worker_config(directory: Path, broker_url: str, backend_url: str | None = None) -> Path:
+def write_worker_config(
+    directory: Path, broker_url: str, backend_url: str | None = None, key_prefix: str | None = None
+) -> Path:
     """Write `dagster_celery_config.py` into `directory` (put it on the worker's PYTHONPATH)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "dagster_celery_config.py"
-    path.write_text(worker_config_module(broker_url, backend_url))
+    path.write_text(worker_config_module(broker_url, backend_url, key_prefix))
     return path
 
 

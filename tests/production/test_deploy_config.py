@@ -109,3 +109,17 @@ def test_dagster_accepts_the_config_on_postgresql(tmp_path, monkeypatch) -> None
             tables = set(sa.inspect(conn).get_table_names())
         engine.dispose()
         assert {"runs", "event_logs", "jobs", "instigators"} <= tables
+
+
+def test_helm_values_carry_the_same_limits_and_driver() -> None:
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    runs = _config()["concurrency"]["runs"]
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queued["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    assert queued["maxConcurrentRuns"] == runs["max_concurrent_runs"]
+    assert values["postgresql"]["enabled"] is False
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    (location,) = values["dagster-user-deployments"]["deployments"]
+    assert "integration_pipelines.definitions" in location["dagsterApiGrpcArgs"]
+    assert values["telemetry"]["enabled"] is False
