@@ -154,8 +154,15 @@ class Contract:
         return self.sim.stats.request_count(template_contains=self.spec.request.path.rsplit("/", 1)[-1])
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request) -> sa.Engine:
+    """The contract holds on both databases the framework supports."""
+    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
+
+
 @pytest.fixture(params=STREAMS)
-def contract(request, store, sandbox, tenant, vault_key) -> Contract:
+def contract(request, database, vault, sandbox, tenant, vault_key) -> Contract:
+    store = ConnectionStore(database, vault)
     connector, stream = request.param
     yield Contract(connector, stream, store, sandbox, tenant, vault_key)
     sandbox.simulators[connector.name].faults.clear()
