@@ -17,6 +17,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from integration_pipelines.canonical.tables import ENTITY_TABLES, candidate, candidate_document
+from integration_pipelines.cli.common import table
 from integration_pipelines.connections import ConnectionStore
 from integration_pipelines.connectors.registry import LoadedConnector, load_connectors
 from integration_pipelines.db.engine import create_db_engine, migrate
@@ -225,13 +226,11 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
             echo=click.echo,
         )
 
-    from integration_pipelines.cli.main import _table
-
     click.echo("")
-    click.echo(_table(["tenant", "connection", "stream", "written", "rejected", "seconds", "status"], rows))
+    click.echo(table(["tenant", "connection", "stream", "written", "rejected", "seconds", "status"], rows))
     click.echo("")
     click.echo(
-        _table(
+        table(
             [
                 "connection",
                 "events sent",

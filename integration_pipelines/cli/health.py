@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import click
 
+from integration_pipelines.cli.common import DATABASE_OPTION, table
 from integration_pipelines.health.derive import derive_health, format_duration
 from integration_pipelines.health.model import ConnectionHealth
 
@@ -54,19 +55,12 @@ HEADERS = [
 
 def health_table(rows: list[ConnectionHealth], now: datetime) -> str:
     """The health of `rows` as the CLI and the demo print it."""
-    from integration_pipelines.cli.main import _table
-
-    return _table(HEADERS, [_row(h, now) for h in rows])
+    return table(HEADERS, [_row(h, now) for h in rows])
 
 
 @click.command("health")
 @click.option("--tenant", default=None, help="Only this tenant's connections.")
-@click.option(
-    "--database-url",
-    envvar="INTEGRATION_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL of the integration database (default: SQLite under .integration/).",
-)
+@DATABASE_OPTION
 def health(tenant: str | None, database_url: str | None) -> None:
     """Each connection's health, derived from its runs, sync state, inbox, outbox and incidents."""
     from integration_pipelines.db.engine import create_db_engine, migrate

@@ -6,39 +6,9 @@ from pathlib import Path
 
 import click
 
-from integration_pipelines.connections import ConnectionConfigError, ConnectionStore
+from integration_pipelines.cli.common import DATABASE_OPTION, open_store, table
+from integration_pipelines.connections import ConnectionConfigError
 from integration_pipelines.connectors.registry import ConnectorFileError, connector_paths, load_connector_file
-from integration_pipelines.db.engine import create_db_engine, migrate
-from integration_pipelines.resources.vault import CredentialVault, VaultError
-
-DATABASE_OPTION = click.option(
-    "--database-url",
-    envvar="INTEGRATION_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL of the integration database (default: SQLite under .integration/).",
-)
-
-
-def _store(database_url: str | None, need_vault: bool = False) -> ConnectionStore:
-    engine = create_db_engine(database_url)
-    migrate(engine)
-    vault = None
-    if need_vault:
-        key_file = os.environ.get("INTEGRATION_VAULT_KEY_FILE")
-        try:
-            vault = CredentialVault.from_env(key_file=Path(key_file) if key_file else None)
-        except VaultError as exc:
-            raise click.ClickException(str(exc)) from None
-    return ConnectionStore(engine, vault)
-
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(out)
 
 
 @click.group()
@@ -64,7 +34,7 @@ def connectors_list() -> None:
             continue
         streams = ", ".join(f"{n} ({s.direction} -> {s.entity})" for n, s in c.streams.items())
         rows.append([c.name, c.category, c.auth.kind, streams])
-    click.echo(_table(["connector", "category", "auth", "streams"], rows))
+    click.echo(table(["connector", "category", "auth", "streams"], rows))
 
 
 @connectors.command("validate")
@@ -113,7 +83,7 @@ def connections_add(
             raise click.ClickException(f"--config takes KEY=VALUE, got {item!r}")
         config[key] = value
     try:
-        connection = _store(database_url).add(tenant, spec, config)
+        connection = open_store(database_url).add(tenant, spec, config)
     except ConnectionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added {connection.id}; credentials needed: {', '.join(spec.credential_names) or 'none'}")
@@ -124,12 +94,12 @@ def connections_add(
 @DATABASE_OPTION
 def connections_list(tenant: str | None, database_url: str | None) -> None:
     """List connections and which credentials they have (names only, never values)."""
-    store = _store(database_url)
+    store = open_store(database_url)
     rows = [
         [c.id, c.tenant_id, c.connector, c.status, ", ".join(store.credential_names(c.id)) or "-"]
         for c in store.all(tenant_id=tenant)
     ]
-    click.echo(_table(["connection", "tenant", "connector", "status", "credentials"], rows))
+    click.echo(table(["connection", "tenant", "connector", "status", "credentials"], rows))
 
 
 @connections.command("remove")
@@ -138,7 +108,7 @@ def connections_list(tenant: str | None, database_url: str | None) -> None:
 def connections_remove(connection_id: str, database_url: str | None) -> None:
     """Remove a connection and its credentials (synced ATS data stays)."""
     try:
-        _store(database_url).remove(connection_id)
+        open_store(database_url).remove(connection_id)
     except ConnectionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"removed {connection_id}")
@@ -167,7 +137,7 @@ def credentials_set(connection_id: str, name: str, from_env: str | None, databas
         else:
             secret = sys.stdin.readline().rstrip("\r\n")
     try:
-        _store(database_url, need_vault=True).set_credential(connection_id, name, secret)
+        open_store(database_url, need_vault=True).set_credential(connection_id, name, secret)
     except ConnectionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"stored {name} for {connection_id} (encrypted)")
@@ -177,7 +147,7 @@ def credentials_set(connection_id: str, name: str, from_env: str | None, databas
 @DATABASE_OPTION
 def credentials_rotate(database_url: str | None) -> None:
     """Re-encrypt every secret under the first key of INTEGRATION_VAULT_KEYS."""
-    count = _store(database_url, need_vault=True).rotate_credentials()
+    count = open_store(database_url, need_vault=True).rotate_credentials()
     click.echo(f"re-encrypted {count} credential(s)")
 
 
@@ -192,7 +162,7 @@ def sync(connection_id: str, streams: tuple[str, ...], sandbox: bool, database_u
     from integration_pipelines.connectors.registry import get_connector
     from integration_pipelines.sync.service import sync_stream
 
-    store = _store(database_url, need_vault=True)
+    store = open_store(database_url, need_vault=True)
     connection = store.get(connection_id)
     connector = get_connector(connection.connector)
     for stream in streams or connector.spec.inbound_streams():

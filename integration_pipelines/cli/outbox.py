@@ -4,10 +4,6 @@
 (or `--poll-seconds`, whichever is sooner, so new changes go out promptly). Any number of them
 may run at once: items are claimed before they are sent. A killed process loses nothing: the
 item it was sending is picked up again when its lease runs out (`--lease-seconds`).
-
-The helpers `_store` and `_table` come from `cli.main`, imported when a command runs: `cli.main`
-registers this group, so importing it at module level would be circular (and break
-`python -m integration_pipelines.cli.main`). `--database-url` is the same option as in `cli.main`.
 """
 
 import time
@@ -17,20 +13,9 @@ import click
 import sqlalchemy as sa
 
 from integration_pipelines.canonical.tables import outbox as outbox_table
+from integration_pipelines.cli.common import DATABASE_OPTION, open_store, table
 
-DATABASE_OPTION = click.option(
-    "--database-url",
-    envvar="INTEGRATION_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL of the integration database (default: SQLite under .integration/).",
-)
 STATUSES = ("pending", "sending", "delivered", "dead", "superseded")
-
-
-def _store(database_url: str | None, need_vault: bool = False):  # noqa: ANN202 (ConnectionStore)
-    from integration_pipelines.cli.main import _store as main_store
-
-    return main_store(database_url, need_vault=need_vault)
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -73,18 +58,17 @@ def list_items(status: str | None, connection_id: str | None, limit: int, databa
     """List items, newest first. A pending item shows "blocked by #id" while an older item of the same
     record is not delivered: items of one record go out in order, and a dead one holds the rest
     back until it is retried."""
-    from integration_pipelines.cli.main import _table
     from integration_pipelines.outbox.delivery import outbox_rows
 
-    engine = _store(database_url).engine
+    engine = open_store(database_url).engine
     with engine.connect() as conn:
         rows = outbox_rows(conn, status=status, connection_id=connection_id, limit=limit)
     now = datetime.now(UTC)
-    table = []
+    listed = []
     for r in rows:
         state = r["status"] + (f" (blocked by #{r['blocked_by']})" if r["blocked_by"] else "")
         due = r["next_attempt_at"] if r["status"] in ("pending", "sending") else None
-        table.append(
+        listed.append(
             [
                 r["id"],
                 r["connection_id"],
@@ -98,7 +82,7 @@ def list_items(status: str | None, connection_id: str | None, limit: int, databa
             ]
         )
     click.echo(
-        _table(
+        table(
             [
                 "id",
                 "connection",
@@ -110,7 +94,7 @@ def list_items(status: str | None, connection_id: str | None, limit: int, databa
                 "next attempt",
                 "last error",
             ],
-            table,
+            listed,
         )
     )
     counts = _counts(engine, connection_id)
@@ -134,7 +118,7 @@ def retry(ids: tuple[int, ...], all_dead: bool, connection_id: str | None, datab
     """Give dead items another chance: pending again, attempts 0, due now."""
     if bool(ids) == all_dead:
         raise click.UsageError("give item IDs or --all-dead (not both)")
-    engine = _store(database_url).engine
+    engine = open_store(database_url).engine
     where = [outbox_table.c.status == "dead"]
     if ids:
         where.append(outbox_table.c.id.in_(ids))
@@ -162,7 +146,7 @@ def retry(ids: tuple[int, ...], all_dead: bool, connection_id: str | None, datab
 def replay(ids: tuple[int, ...], database_url: str | None) -> None:
     """Send delivered items again: each gets a new pending copy (same change, same change time),
     queued after the record's other items. A create whose record is linked by now goes as an update."""
-    engine = _store(database_url).engine
+    engine = open_store(database_url).engine
     made: list[str] = []
     with engine.begin() as conn:
         rows = conn.execute(sa.select(outbox_table).where(outbox_table.c.id.in_(ids))).mappings().all()
@@ -237,7 +221,7 @@ def deliver(
     """Run the delivery process: send due items, sleep until the next one is due, repeat."""
     from integration_pipelines.outbox.delivery import LEASE_SECONDS, PartnerClients, deliver_due
 
-    store = _store(database_url, need_vault=True)
+    store = open_store(database_url, need_vault=True)
     started = time.monotonic()
     totals = {"delivered": 0, "retried": 0, "dead": 0}
     with PartnerClients(store.engine, store.vault, allow_loopback=sandbox) as clients:

@@ -4,6 +4,7 @@ import os
 
 import click
 
+from integration_pipelines.cli.common import DATABASE_OPTION
 from integration_pipelines.db.engine import create_db_engine, default_database_url, migrate
 
 APP_FACTORY = "integration_pipelines.webhooks.receiver:app_from_env"
@@ -15,12 +16,7 @@ APP_FACTORY = "integration_pipelines.webhooks.receiver:app_from_env"
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn processes."
 )
-@click.option(
-    "--database-url",
-    envvar="INTEGRATION_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL of the integration database (default: SQLite under .integration/).",
-)
+@DATABASE_OPTION
 @click.option(
     "--public-base-url",
     envvar="INTEGRATION_WEBHOOK_PUBLIC_URL",

@@ -1,17 +1,8 @@
-"""`integration-pipelines tenants`: tenant-level commands (the status page token).
-
-`_store` comes from `cli.main`, imported when a command runs: `cli.main` registers this group,
-so importing it at module level would be circular. `--database-url` is the same option as there.
-"""
+"""`integration-pipelines tenants`: tenant-level commands (the status page token)."""
 
 import click
 
-DATABASE_OPTION = click.option(
-    "--database-url",
-    envvar="INTEGRATION_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL of the integration database (default: SQLite under .integration/).",
-)
+from integration_pipelines.cli.common import DATABASE_OPTION, open_store
 
 
 @click.group()
@@ -27,10 +18,9 @@ def tenants_token(tenant: str, database_url: str | None) -> None:
 
     The token is printed once: only its SHA-256 is stored, so it cannot be shown again.
     """
-    from integration_pipelines.cli.main import _store
     from integration_pipelines.health.tokens import UnknownTenantError, issue_token
 
-    store = _store(database_url)
+    store = open_store(database_url)
     try:
         token = issue_token(store.engine, tenant)
     except UnknownTenantError:

@@ -239,7 +239,7 @@ def upsert(
             .values(payload_hash=sa.bindparam("v_payload_hash")),
             changed_links,
         )
-    seen = [str(r["external_id"]) for r in frame_rows(frame[["external_id"]])]
+    seen = list(links)  # records synced before: new ones were just linked with synced_at = now
     for chunk in _chunks(seen):
         conn.execute(
             record_links.update()
