@@ -9,17 +9,17 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from integration_pipelines.canonical.rules import after_write
 from integration_pipelines.canonical.tables import ENTITY_TABLES, quarantine, record_links, sync_state
 from integration_pipelines.connectors.spec import FieldPolicy
-from integration_pipelines.sync import conflicts
+from integration_pipelines.sync import bulk, conflicts
 
 CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
 
@@ -57,44 +57,39 @@ class Reject:
     raw: dict[str, Any]
 
 
-def _plain(value: Any) -> Any:
-    """A pandas cell as a value the database driver and JSON accept."""
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str, bytes)):
-        return value.item()  # numpy scalar
-    return value
+def payload_hashes(frame: pd.DataFrame) -> list[str]:
+    """One digest per row of the mapped fields, to skip rewriting records that did not change.
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return str(value)
-
-
-def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as plain dicts (NaN/NaT become None, timestamps become datetimes)."""
-    columns = list(frame.columns)
-    return [
-        {c: _plain(v) for c, v in zip(columns, row, strict=True)}
-        for row in frame.itertuples(index=False, name=None)
-    ]
-
-
-def payload_hash(row: dict[str, Any]) -> str:
-    body = json.dumps(row, sort_keys=True, default=_json_default, separators=(",", ":"))
-    return hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
+    pandas writes the rows as JSON lines in C (columns sorted, so their order does not
+    matter); only the md5 of each line is done in Python.
+    """
+    if frame.empty:
+        return []
+    lines = frame[sorted(frame.columns)].to_json(
+        orient="records",
+        lines=True,
+        date_format="iso",
+        date_unit="us",
+        double_precision=15,
+        default_handler=str,
+    )
+    return [hashlib.md5(line.encode(), usedforsecurity=False).hexdigest() for line in lines.splitlines()]
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _where_in(conn: sa.Connection, column: sa.Column, ids: Sequence[str]) -> Iterable[sa.ColumnElement]:
+    """Conditions `column` in `ids`: one `= ANY(array)` on PostgreSQL, chunks of IN (...) elsewhere."""
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        yield column == sa.any_(sa.literal(list(ids), ARRAY(column.type)))
+        return
+    for chunk in _chunks(list(ids)):
+        yield column.in_(chunk)
 
 
 def existing_links(conn: sa.Connection, connection_id: str, entity: str, external_ids: Sequence[str]) -> dict:
@@ -106,12 +101,12 @@ def existing_links(conn: sa.Connection, connection_id: str, entity: str, externa
         record_links.c.payload_hash,
         record_links.c.synced_at,
     )
-    for chunk in _chunks(list(external_ids)):
+    for condition in _where_in(conn, record_links.c.external_id, external_ids):
         rows = conn.execute(
             sa.select(*columns).where(
                 record_links.c.connection_id == connection_id,
                 record_links.c.entity == entity,
-                record_links.c.external_id.in_(chunk),
+                condition,
             )
         )
         found.update({r.external_id: (r.internal_id, r.payload_hash, r.synced_at) for r in rows})
@@ -121,8 +116,8 @@ def existing_links(conn: sa.Connection, connection_id: str, entity: str, externa
 def current_rows(conn: sa.Connection, table: sa.Table, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The stored rows of `table` with these ids, by id."""
     found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(list(ids)):
-        rows = conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings()
+    for condition in _where_in(conn, table.c.id, ids):
+        rows = conn.execute(sa.select(table).where(condition)).mappings()
         found.update({r["id"]: dict(r) for r in rows})
     return found
 
@@ -151,40 +146,49 @@ def upsert(
 
     A changed record older than the stored one (by `remote_updated_at`) is skipped as stale;
     with a conflict `policy`, fields the ATS also changed since the last sync are resolved.
+    New records and their links are written in bulk (`bulk.insert_frame`: COPY on PostgreSQL).
     """
     counts = PageCounts()
     if frame.empty:
         return counts
     table = ENTITY_TABLES[entity]
-    rows = frame_rows(frame.drop_duplicates(subset="external_id", keep="last"))
+    frame = frame.drop_duplicates(subset="external_id", keep="last")
+    external_ids = frame["external_id"].astype(str).tolist()
+    fields = frame.drop(columns=["external_id"])
+    digests = payload_hashes(fields)
     now = datetime.now(UTC)
-    links = existing_links(conn, connection_id, entity, [str(r["external_id"]) for r in rows])
-    inserts, new_links, updates, changed_links = [], [], [], []
-    changed: list[tuple[str, str, datetime, str, dict[str, Any]]] = []
-    for row in rows:
-        external_id = str(row.pop("external_id"))
-        digest = payload_hash(row)
-        if external_id not in links:
-            internal_id = str(uuid.uuid4())
-            inserts.append(
-                {**row, "id": internal_id, "tenant_id": tenant_id, "created_at": now, "updated_at": now}
-            )
-            new_links.append(
+    links = existing_links(conn, connection_id, entity, external_ids)
+    known = [external_id in links for external_id in external_ids]
+    is_new = [not k for k in known]
+    if any(is_new):
+        new = fields[is_new]
+        internal_ids = [str(uuid.uuid4()) for _ in range(len(new))]
+        rows = new.assign(id=internal_ids, tenant_id=tenant_id, created_at=now, updated_at=now)
+        counts.inserted = bulk.insert_frame(conn, table, rows)
+        bulk.insert_frame(
+            conn,
+            record_links,
+            pd.DataFrame(
                 {
                     "connection_id": connection_id,
                     "entity": entity,
-                    "external_id": external_id,
-                    "internal_id": internal_id,
-                    "payload_hash": digest,
+                    "external_id": [e for e, n in zip(external_ids, is_new, strict=True) if n],
+                    "internal_id": internal_ids,
+                    "payload_hash": [d for d, n in zip(digests, is_new, strict=True) if n],
                     "synced_at": now,
                 }
-            )
-        else:
-            internal_id, old_digest, synced_at = links[external_id]
-            if old_digest == digest:
-                counts.unchanged += 1
-                continue
-            changed.append((external_id, internal_id, synced_at, digest, row))
+            ),
+        )
+    changed_at = [
+        i
+        for i, (external_id, old) in enumerate(zip(external_ids, known, strict=True))
+        if old and links[external_id][1] != digests[i]
+    ]
+    counts.unchanged = sum(known) - len(changed_at)
+    changed: list[tuple[str, str, datetime, str, dict[str, Any]]] = []
+    for i, row in zip(changed_at, bulk.frame_rows(fields.iloc[changed_at]), strict=True):
+        internal_id, _, synced_at = links[external_ids[i]]
+        changed.append((external_ids[i], internal_id, synced_at, digests[i], row))
     if changed and (policy is not None or "remote_updated_at" in frame.columns):
         stored = current_rows(conn, table, [c[1] for c in changed])
         kept, resolutions = [], []
@@ -215,44 +219,51 @@ def upsert(
         counts.conflicts = conflicts.record(
             conn, resolutions, connection_id=connection_id, stream=stream, entity=entity
         )
-    for external_id, internal_id, _, digest, row in changed:
-        updates.append({**{f"v_{k}": v for k, v in row.items()}, "_id": internal_id, "v_updated_at": now})
-        changed_links.append({"_external_id": external_id, "v_payload_hash": digest})
-    if inserts:
-        conn.execute(table.insert(), inserts)
-        conn.execute(record_links.insert(), new_links)
-    if updates:
-        fields = [c.removeprefix("v_") for c in updates[0] if c != "_id"]
-        conn.execute(
-            table.update()
-            .where(table.c.id == sa.bindparam("_id"))
-            .values({f: sa.bindparam(f"v_{f}") for f in fields}),
-            updates,
-        )
-        conn.execute(
-            record_links.update()
-            .where(
-                record_links.c.connection_id == connection_id,
-                record_links.c.entity == entity,
-                record_links.c.external_id == sa.bindparam("_external_id"),
-            )
-            .values(payload_hash=sa.bindparam("v_payload_hash")),
-            changed_links,
-        )
+    _update_changed(conn, table, connection_id, entity, changed, now)
+    counts.updated = len(changed)
     seen = list(links)  # records synced before: new ones were just linked with synced_at = now
-    for chunk in _chunks(seen):
+    for condition in _where_in(conn, record_links.c.external_id, seen):
         conn.execute(
             record_links.update()
-            .where(
-                record_links.c.connection_id == connection_id,
-                record_links.c.entity == entity,
-                record_links.c.external_id.in_(chunk),
-            )
+            .where(record_links.c.connection_id == connection_id, record_links.c.entity == entity, condition)
             .values(synced_at=now)
         )
-    counts.inserted, counts.updated = len(inserts), len(updates)
     after_write(conn, entity=entity, tenant_id=tenant_id, rows=frame)
     return counts
+
+
+def _update_changed(
+    conn: sa.Connection,
+    table: sa.Table,
+    connection_id: str,
+    entity: str,
+    changed: Sequence[tuple[str, str, datetime, str, dict[str, Any]]],
+    now: datetime,
+) -> None:
+    """Write the changed records and their new payload hashes."""
+    if not changed:
+        return
+    updates = [
+        {**{f"v_{k}": v for k, v in row.items()}, "_id": internal_id, "v_updated_at": now}
+        for _, internal_id, _, _, row in changed
+    ]
+    fields = [c.removeprefix("v_") for c in updates[0] if c != "_id"]
+    conn.execute(
+        table.update()
+        .where(table.c.id == sa.bindparam("_id"))
+        .values({f: sa.bindparam(f"v_{f}") for f in fields}),
+        updates,
+    )
+    conn.execute(
+        record_links.update()
+        .where(
+            record_links.c.connection_id == connection_id,
+            record_links.c.entity == entity,
+            record_links.c.external_id == sa.bindparam("_external_id"),
+        )
+        .values(payload_hash=sa.bindparam("v_payload_hash")),
+        [{"_external_id": external_id, "v_payload_hash": digest} for external_id, _, _, digest, _ in changed],
+    )
 
 
 def quarantine_rows(
@@ -270,7 +281,7 @@ def quarantine_rows(
                 "entity": entity,
                 "external_id": r.external_id,
                 "reason": r.reason,
-                "raw": json.loads(json.dumps(r.raw, default=_json_default)),
+                "raw": json.loads(json.dumps(r.raw, default=bulk.json_default)),
                 "created_at": now,
             }
             for r in rejects
