@@ -16,6 +16,18 @@
 Nothing is stored for a rejected request, and no partner is called. Bad input never gets a 5xx:
 the only 503 is a database that cannot be reached. The app keeps no state besides short-lived
 caches, so any number of workers and hosts can serve it against one database.
+
+Durability: a 2xx is sent only after the transaction holding the event has committed. Inserts
+of concurrent requests are committed together (`GroupCommit`: one writer thread per process, one
+multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` and one commit per batch), so the cost
+of a commit is shared. On SQLite the receiver's connections use WAL with `synchronous=FULL`:
+the WAL is fsynced at every commit, so an accepted event survives a power loss, not only a crash
+of the process (`NORMAL` would survive the latter only). On PostgreSQL the commit waits for the
+WAL flush as configured (`synchronous_commit`, on by default).
+
+Checks and parsing of bodies up to `INLINE_BODY_BYTES` run in the event loop (they take
+microseconds); larger ones go to a thread. `POST /webhooks/...` is dispatched to the receiver
+directly, without FastAPI's routing stack (`_ReceiverApp`); everything else goes through it.
 """
 
 import asyncio
