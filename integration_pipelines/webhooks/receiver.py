@@ -388,13 +388,14 @@ def _full_url(request: Request, public_base_url: str | None) -> str:
 _Waiting = tuple[NewEvent, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
 
 
-def _settle(future: "asyncio.Future[bool]", outcome: bool | BaseException) -> None:
-    if future.done():  # the request went away meanwhile
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle(settled: "list[tuple[asyncio.Future[bool], bool | BaseException]]") -> None:
+    for future, outcome in settled:
+        if future.done():  # the request went away meanwhile
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 class GroupCommit:
@@ -459,9 +460,13 @@ class GroupCommit:
                     break
                 batch.append(item)
             outcomes = self._write([event for event, _, _ in batch])
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool | BaseException]]]
+            answers = {}
             for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
+                answers.setdefault(loop, []).append((future, outcome))
+            for loop, settled in answers.items():  # one wake-up per event loop, not per request
                 try:
-                    loop.call_soon_threadsafe(_settle, future, outcome)
+                    loop.call_soon_threadsafe(_settle, settled)
                 except RuntimeError:  # that event loop is closed: nobody waits any more
                     pass
 
@@ -572,7 +577,10 @@ class WebhookReceiver:
             body = await self._read_body(request, webhooks.max_body_bytes)
             incoming = _Incoming(
                 method=request.method,
-                url=_full_url(request, self.public_base_url),
+                # only url_params_hmac signs the URL: not rebuilt for the others
+                url=_full_url(request, self.public_base_url)
+                if webhooks.signature.scheme == "url_params_hmac"
+                else "",
                 headers=request.headers,
                 query=request.query_params,
                 body=body,
