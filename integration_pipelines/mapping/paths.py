@@ -14,10 +14,12 @@ element-wise. A path no record has gives an all-null column.
 
 import re
 from collections.abc import Mapping, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 # a path segment: word characters plus the characters xmltodict and partner APIs use in keys
 # (`@id`, `#text`, `ns:Tag`, `first-name`, `$ref`), with at least one word character
@@ -26,6 +28,8 @@ PATH_PATTERN = re.compile(rf"{_SEGMENT}(?:\.(?:{_SEGMENT}|\*))*")
 EACH = "*"  # a segment that plucks the rest of the path from every element of a list
 _INDEX = re.compile(r"-?\d+")
 _LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})
+# what `infer_dtype` calls an object column that certainly holds no dict
+_SCALAR_KINDS = frozenset({"empty", "string", "integer", "floating", "mixed-integer-float", "boolean"})
 
 
 def as_list(value: Any) -> list[Any]:
@@ -93,32 +97,85 @@ def flatten_records(records: Sequence[Mapping[str, Any] | None]) -> pd.DataFrame
     """One row per record, one object column per dotted leaf path; lists stay as list cells.
 
     Missing leaves are None. Empty dicts add no column. A None record is an empty row.
+    Columns come in order of first appearance, a nested dict's columns where its key is.
+
+    Each level is read by pandas' C record reader (`pd.DataFrame(dicts, dtype=object)`), not by a
+    Python loop per value; only columns holding dicts are flattened further, the same way.
     """
-    n = len(records)
-    columns: dict[str, list[Any]] = {}
+    rows = _dict_rows(records)
+    index = pd.RangeIndex(len(rows))
+    columns = _flat_columns(rows, "")
+    return pd.DataFrame(columns, index=index, dtype=object) if columns else pd.DataFrame(index=index)
 
-    def walk(node: Mapping[str, Any], prefix: str, row: int) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if type(value) is dict or (type(value) not in _LEAF_TYPES and isinstance(value, Mapping)):
-                walk(value, name + ".", row)
-                continue
-            column = columns.get(name)
-            if column is None:
-                column = columns[name] = [None] * n
-            column[row] = value
 
-    for row, record in enumerate(records):
+def _dict_rows(records: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """The records as a list of dicts (None -> {}); TypeError for anything that is not a mapping."""
+    rows = list(records)
+    if set(map(type, rows)) <= {dict}:
+        return rows
+    for row, record in enumerate(rows):
         if record is None:
-            continue
-        if not isinstance(record, Mapping):
+            rows[row] = {}
+        elif not isinstance(record, Mapping):
             raise TypeError(f"record {row} is a {type(record).__name__}, expected a mapping")
-        walk(record, "", row)
-    index = pd.RangeIndex(n)
-    return pd.DataFrame(
-        {name: pd.Series(values, index=index, dtype=object) for name, values in columns.items()},
-        index=index,
-    )
+        elif type(record) is not dict:
+            rows[row] = dict(record)
+    return rows
+
+
+def _flat_columns(rows: list[dict[str, Any]], prefix: str) -> dict[str, np.ndarray]:
+    """Dotted columns (`prefix` + key) of one nesting level of `rows`, nested dicts flattened too."""
+    keys = list(dict.fromkeys(chain.from_iterable(rows)))  # in order of first appearance
+    if not keys:
+        return {}
+    every_row_has_every_key = sum(map(len, rows)) == len(keys) * len(rows)
+    level = pd.DataFrame(rows, columns=pd.Index(keys, dtype=object), dtype=object)
+    columns: dict[str, np.ndarray] = {}
+    for key, column in level.items():
+        name = f"{prefix}{key}"
+        cells = column.to_numpy(dtype=object, copy=True)
+        absent = np.zeros(len(rows), dtype=bool)
+        if not every_row_has_every_key:  # pandas gave NaN where the key is absent: a missing leaf is None
+            absent = ~np.fromiter(map(dict.__contains__, rows, repeat(key)), dtype=bool, count=len(rows))
+            cells[absent] = None
+        nested = _mappings(cells)
+        if nested is None:
+            _add_column(columns, name, cells, absent)
+            continue
+        if (~nested & ~absent).any():  # some records have a plain value (or null) here
+            leaves = cells.copy()
+            leaves[nested] = None
+            _add_column(columns, name, leaves, absent | nested)
+        children = cells.tolist()
+        if set(map(type, children)) != {dict}:  # some rows hold no dict here, or another kind of mapping
+            flags = nested.tolist()
+            children = [
+                (c if type(c) is dict else dict(c)) if flag else {}
+                for c, flag in zip(children, flags, strict=True)
+            ]
+        for child, child_cells in _flat_columns(children, name + ".").items():
+            _add_column(columns, child, child_cells, None)
+    return columns
+
+
+def _mappings(cells: np.ndarray) -> np.ndarray | None:
+    """Which cells are dicts (or other mappings) to flatten further; None if none is."""
+    if infer_dtype(cells, skipna=True) in _SCALAR_KINDS:
+        return None
+    types = list(map(type, cells))
+    nested = {t for t in set(types) if t is dict or (t not in _LEAF_TYPES and issubclass(t, Mapping))}
+    if not nested:
+        return None
+    return np.fromiter(map(nested.__contains__, types), dtype=bool, count=len(types))
+
+
+def _add_column(
+    columns: dict[str, np.ndarray], name: str, cells: np.ndarray, unset: np.ndarray | None
+) -> None:
+    """Add a column; where a name repeats (a key `a.b` beside `a: {b: ...}`), set cells win."""
+    if name in columns:
+        cells = np.where(_nulls(cells) if unset is None else unset, columns[name], cells)
+    columns[name] = cells
 
 
 def _variants(segments: list[str], keep_last: bool) -> list[list[str]]:
