@@ -88,11 +88,31 @@ class ConnectionStore:
 
     # ---------------------------------------------------------------- connections
     def add(
-        self, tenant_id: str, connector: Connector, config: dict[str, Any] | None = None, suffix: str = ""
+        self,
+        tenant_id: str,
+        connector: Connector,
+        config: dict[str, Any] | None = None,
+        suffix: str = "",
+        *,
+        allow_loopback: bool = True,
     ) -> Connection:
-        self.ensure_tenant(tenant_id)
+        """Add a connection; its base URL must pass the SSRF guard (`resources.clients.check_url`).
+
+        Loopback base URLs (the sandbox's simulators) are accepted here by default and refused
+        when a client is built outside sandbox mode; `allow_loopback=False` (the CLI without
+        `--sandbox`) refuses them at once. Every other host outside the connector's
+        `allowed_hosts`, plain http and internal addresses are always refused.
+        """
+        from integration_pipelines.resources.clients import check_base_url
+        from integration_pipelines.resources.errors import RequestRejected
+
         connection_id = f"{tenant_id}/{connector.name}" + (f"-{suffix}" if suffix else "")
         resolved = resolve_config(connector, config or {})
+        try:
+            check_base_url(connector, resolved, connection_id=connection_id, allow_loopback=allow_loopback)
+        except RequestRejected as exc:
+            raise ConnectionConfigError(str(exc)) from None
+        self.ensure_tenant(tenant_id)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(connections.c.id).where(connections.c.id == connection_id)).first():
                 raise ConnectionConfigError(f"connection {connection_id} already exists")

@@ -3,6 +3,15 @@
 Starts the partner simulators in-process, creates two demo tenants with a connection to
 every connector, seeds their ATS with candidates and CV documents, then materialises each
 connection's sync assets through Dagster and prints what happened.
+
+`--faults` (or `INTEGRATION_DEMO_FAULTS=1`) runs the same demo against misbehaving partners:
+before the first syncs every simulator is armed, for the first tenant, with a 503 and a 429
+storm (two 429s with a short `Retry-After`); the OAuth partners also expire its access token
+once; and one connection of the second tenant has its credentials revoked (see
+`inject_demo_faults`). The transient
+faults must be ridden out by the retries; the revoked connection's first run must fail with a
+clear error, after which its credentials are restored and it is synced again. The exit code
+is 0 only if all of that happened.
 """
 
 import os
@@ -103,12 +112,43 @@ def sandbox_config(connector: LoadedConnector, base_url: str) -> dict[str, str]:
     return {**config, "base_url": base_url}
 
 
+FAULT_RETRY_AFTER_SECONDS = 0.1  # short, so the 429 storm slows the demo down by little
+
+
+def inject_demo_faults(sandbox, connection_ids: list[tuple[LoadedConnector, str]]) -> dict[str, str]:
+    """Arm `--faults`: transient faults for the first tenant's connections (a 503, then two
+    429s, then an expired token for OAuth partners), revoked credentials for one connection of
+    the last tenant (its first API-key connector, else its last connection).
+
+    Returns {connection id: what was done} for the connection whose credentials were revoked.
+    """
+    first_tenant = connection_ids[0][1].split("/")[0]
+    for connector, connection_id in connection_ids:
+        tenant = connection_id.split("/")[0]
+        if tenant != first_tenant:
+            continue
+        simulator = sandbox.simulators[connector.name]
+        simulator.faults.inject("server_error", count=1, tenant=tenant, status=503)
+        simulator.faults.inject("rate_limit", count=2, tenant=tenant, retry_after=FAULT_RETRY_AFTER_SECONDS)
+        if getattr(simulator, "bearer_tokens", False):
+            simulator.faults.inject("expire_token", count=1, tenant=tenant)
+    last_tenant = connection_ids[-1][1].split("/")[0]
+    candidates = [(c, cid) for c, cid in connection_ids if cid.startswith(f"{last_tenant}/")]
+    connector, connection_id = next(
+        ((c, cid) for c, cid in candidates if c.spec.auth.kind == "api_key"), candidates[-1]
+    )
+    sandbox.simulators[connector.name].revoke(last_tenant)
+    return {connection_id: "revoked credentials"}
+
+
 def _metadata_value(value: object) -> object:
     return getattr(value, "value", value)
 
 
-def run_demo(workdir: Path, database_url: str | None = None) -> int:
-    """Run the demo; returns the process exit code (0 when every stream succeeded)."""
+def run_demo(workdir: Path, database_url: str | None = None, faults: bool = False) -> int:
+    """Run the demo; returns the process exit code (0 when every stream succeeded).
+
+    `faults`: run it against misbehaving partners (see the module docstring)."""
     from integration_pipelines.definitions import build_definitions, sync_job_name
     from integration_pipelines.sandbox.server import Sandbox
 
@@ -158,9 +198,33 @@ def run_demo(workdir: Path, database_url: str | None = None) -> int:
             keys = [cid for c, cid in connection_ids if c.name == connector.name]
             instance.add_dynamic_partitions(f"{connector.name}_connections", keys)
 
+        injected: dict[str, str] = {}
+        if faults:
+            injected = inject_demo_faults(sandbox, connection_ids)
+            click.echo(
+                "  faults injected: a 503 and two 429s per connection of the first tenant, an expired "
+                "token per OAuth connection of it, "
+                + "; ".join(f"{what} for {cid}" for cid, what in injected.items())
+            )
+
         rows, failures = [], 0
         for connector, connection_id in connection_ids:
             job = defs.resolve_job_def(sync_job_name(connector.name))
+            if connection_id in injected:
+                click.echo(f"  syncing {connection_id} with {injected[connection_id]} ...", nl=False)
+                result = job.execute_in_process(
+                    partition_key=connection_id, instance=instance, raise_on_error=False, run_config=QUIET
+                )
+                if result.success:
+                    failures += 1
+                    click.echo(f" NOT refused (run {result.run_id[:8]}): the injected fault was not noticed")
+                else:
+                    errors = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+                    first = errors[0].strip().splitlines()[0] if errors else "no error recorded"
+                    first = first.removeprefix("dagster._core.definitions.events.Failure: ")
+                    click.echo(f" failed as expected (run {result.run_id[:8]}): {first[:160]}")
+                sandbox.simulators[connector.name].unrevoke(connection_id.split("/")[0])
+                click.echo(f"  credentials of {connection_id} restored; syncing it again")
             t0 = time.monotonic()
             click.echo(f"  syncing {connection_id} ...", nl=False)
             result = job.execute_in_process(

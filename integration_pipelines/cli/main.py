@@ -65,11 +65,15 @@ def connections() -> None:
 @click.argument("tenant")
 @click.argument("connector")
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="Connection config value.")
+@click.option("--sandbox", is_flag=True, help="Allow a loopback base_url (the local simulators).")
 @DATABASE_OPTION
 def connections_add(
-    tenant: str, connector: str, config_items: tuple[str, ...], database_url: str | None
+    tenant: str, connector: str, config_items: tuple[str, ...], sandbox: bool, database_url: str | None
 ) -> None:
-    """Connect TENANT to CONNECTOR; then set its credentials with `credentials set`."""
+    """Connect TENANT to CONNECTOR; then set its credentials with `credentials set`.
+
+    A `base_url` outside the connector's allowed hosts, over plain http or at an internal address
+    is refused (loopback only with --sandbox)."""
     from integration_pipelines.connectors.registry import get_connector
 
     try:
@@ -83,7 +87,7 @@ def connections_add(
             raise click.ClickException(f"--config takes KEY=VALUE, got {item!r}")
         config[key] = value
     try:
-        connection = open_store(database_url).add(tenant, spec, config)
+        connection = open_store(database_url).add(tenant, spec, config, allow_loopback=sandbox)
     except ConnectionConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added {connection.id}; credentials needed: {', '.join(spec.credential_names) or 'none'}")
@@ -189,12 +193,19 @@ def sync(connection_id: str, streams: tuple[str, ...], sandbox: bool, database_u
     show_default=True,
     help="Where the demo keeps its SQLite database and Dagster home.",
 )
+@click.option(
+    "--faults",
+    is_flag=True,
+    envvar="INTEGRATION_DEMO_FAULTS",
+    help="Misbehaving partners: 429 storms, 503s, expired tokens and one revoked credential "
+    "(the syncs must ride them out; the revoked connection must fail, then succeed once restored).",
+)
 @DATABASE_OPTION
-def demo(workdir: Path, database_url: str | None) -> None:
+def demo(workdir: Path, faults: bool, database_url: str | None) -> None:
     """Run every inbound stream of every connector for two demo tenants against the sandbox."""
     from integration_pipelines.cli.demo import run_demo
 
-    raise SystemExit(run_demo(workdir=workdir, database_url=database_url))
+    raise SystemExit(run_demo(workdir=workdir, database_url=database_url, faults=faults))
 
 
 @cli.command()

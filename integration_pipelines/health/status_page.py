@@ -21,6 +21,7 @@ document with inline CSS, no scripts and no external assets.
 """
 
 import hmac
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -448,6 +449,31 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+class RedactQueryValues(logging.Filter):
+    """Drops query-string values from uvicorn's access log lines (`GET /status/acme?token=***`).
+
+    A status page link carries its tenant's token in the query string (and a `token` webhook
+    scheme may carry its shared secret there): with an access log on (`serve --access-log`)
+    they would otherwise be written to the log in plain text. Parameter names are kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            path, _, query = args[2].partition("?")
+            parts = [part.partition("=") for part in query.split("&")]
+            query = "&".join(f"{name}=***" if sep else name for name, sep, _ in parts)
+            record.args = (*args[:2], f"{path}?{query}", *args[3:])
+        return True
+
+
+def redact_access_log(logger_name: str = "uvicorn.access") -> None:
+    """Install `RedactQueryValues` on uvicorn's access logger (once per process)."""
+    access = logging.getLogger(logger_name)
+    if not any(isinstance(f, RedactQueryValues) for f in access.filters):
+        access.addFilter(RedactQueryValues())
+
+
 def build_status_router(
     *,
     engine_provider: Callable[[], sa.Engine],
@@ -460,6 +486,7 @@ def build_status_router(
     The handlers are plain functions, so FastAPI runs them, and their database work, in its
     thread pool.
     """
+    redact_access_log()  # every process serving these routes: tokens in links stay out of logs
     router = APIRouter(include_in_schema=False)
     loaded: dict[str, Mapping[str, Any]] = {}
 
