@@ -10,6 +10,8 @@ per-row Python, which is what makes a first sync of a large stream fast. Other d
 import csv
 import io
 import json
+import os
+import time
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,26 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` new record ids: UUID version 7 (RFC 9562), so ids made later sort later.
+
+    The first 48 bits are the Unix time in milliseconds and the rest random (with the version
+    and variant bits set), so a batch of new rows lands at the end of the primary-key index
+    instead of at random places in it: on PostgreSQL that halves the cost of the index inserts.
+    """
+    if count <= 0:
+        return []
+    raw = np.frombuffer(bytearray(os.urandom(16 * count)), dtype=np.uint8).reshape(count, 16)
+    raw[:, :6] = np.frombuffer((time.time_ns() // 1_000_000).to_bytes(6, "big"), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    h = raw.tobytes().hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
 
 
 def _copy_column(column: sa.Column, values: pd.Series) -> pd.Series:

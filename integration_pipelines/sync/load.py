@@ -6,7 +6,6 @@ and the cursor that says "this page is done" are committed together or not at al
 
 import hashlib
 import json
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -162,7 +161,7 @@ def upsert(
     is_new = [not k for k in known]
     if any(is_new):
         new = fields[is_new]
-        internal_ids = [str(uuid.uuid4()) for _ in range(len(new))]
+        internal_ids = bulk.new_ids(len(new))
         rows = new.assign(id=internal_ids, tenant_id=tenant_id, created_at=now, updated_at=now)
         counts.inserted = bulk.insert_frame(conn, table, rows)
         bulk.insert_frame(

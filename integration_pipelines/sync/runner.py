@@ -1,7 +1,9 @@
 """The sync core: one stream of one connection, page by page, resumable after a crash.
 
-partner page -> records -> mapping -> pandera validation (rejects to quarantine) ->
-idempotent upsert through record links -> checkpoint, all committed per page.
+partner pages -> records -> mapping -> pandera validation (rejects to quarantine) ->
+idempotent upsert through record links -> checkpoint, all committed together per batch of
+pages (up to WRITE_BATCH_RECORDS records or WRITE_BATCH_SECONDS after its first page).
+A crash loses at most the unwritten batch, which the next run fetches again.
 """
 
 import logging
@@ -29,9 +31,17 @@ from integration_pipelines.resources.redaction import redact
 from integration_pipelines.sync import for_each, load
 from integration_pipelines.sync.extract import decode_body, judge, raise_rejected, records_of
 from integration_pipelines.sync.pagination import PageState, paginator_for
+from integration_pipelines.sync.writer import BatchWriter
 from integration_pipelines.templates import render, render_value
 
 log = logging.getLogger("integration_pipelines.sync")
+
+
+#: Pages are written (mapped, validated, upserted, checkpointed) together, in one transaction,
+#: once this many records have arrived ...
+WRITE_BATCH_RECORDS = 10_000
+#: ... or once the first unwritten page is this old, so a slow partner still commits often.
+WRITE_BATCH_SECONDS = 0.25
 
 
 class DuplicatePage(PartnerError):
@@ -63,6 +73,26 @@ class SyncReport:
         return self.counts.rejected
 
 
+@dataclass
+class _Prepared:
+    """Mapped and validated records, ready to write."""
+
+    valid: pd.DataFrame | None
+    rejects: list[load.Reject]
+    size: int  # records received
+
+
+@dataclass
+class _Batch:
+    """Pages prepared together and the checkpoint to commit with them."""
+
+    prepared: _Prepared
+    pages: int  # the last page in the batch
+    cursor: Any
+    checkpoint: dict[str, Any] | None
+    done: bool
+
+
 def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | None) -> str | None:
     values = pd.to_datetime(
         pd.Series([get_path(r, path) for r in records], dtype=object),
@@ -77,6 +107,17 @@ def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | Non
     if current is None or pd.Timestamp(current) < top:
         return candidate
     return current
+
+
+def _keys(records: list[dict[str, Any]], path: str) -> set[Any]:
+    """The primary keys of a page (a plain key is read directly: this runs for every record)."""
+    if "." in path or "[" in path or "*" in path:
+        return {get_path(r, path) for r in records}
+    return {r.get(path) if isinstance(r, dict) else None for r in records}
+
+
+def _identity(request: httpx.Request) -> tuple[str, str, bytes]:
+    return request.method, str(request.url), request.content
 
 
 def _format_cursor(value: str, fmt: str) -> str:
@@ -107,6 +148,7 @@ class StreamSync:
         self.progress = progress or log.info
         self.run_id = run_id
         self.namespaces: dict[str, Any] = {"config": connection.config}
+        self._last_answer: tuple[tuple[str, str, bytes], bytes] | None = None  # for-each streams
 
     # ------------------------------------------------------------------ public
     def run(self, stream_name: str) -> SyncReport:
@@ -144,51 +186,91 @@ class StreamSync:
             since = cursor or (stream.incremental.start if stream.incremental else None)
             page, high_water = paginator.first(), since
         previous_keys: set[Any] = set()
-        while page is not None:
-            response, body, records = self._fetch_page(stream, paginator, page, since, previous_keys)
-            next_page = paginator.next(page, response, body, records)
-            if stream.incremental:
-                high_water = _max_cursor(records, stream.incremental.cursor_field, high_water)
-            previous_keys = {get_path(r, stream.primary_key) for r in records}
-            done = next_page is None
-            with self.engine.begin() as conn:
-                counts = self.write_records(conn, stream_name, stream, records)
-                load.save_state(
-                    conn,
-                    connection_id=self.connection.id,
-                    stream=stream_name,
-                    cursor=high_water if done else None,
-                    checkpoint=None
-                    if done
-                    else {"since": since, "page": next_page, "high_water": high_water},
-                    succeeded=done,
-                    records=counts.written,
-                    rejects=counts.rejected,
+        batch: list[dict[str, Any]] = []
+        batch_started = 0.0
+        looks_up_itself = stream.entity in {m.lookup for m in stream.mapping.values() if m.lookup}
+        with BatchWriter(lambda b: self._store_batch(stream_name, stream, report, b)) as writer:
+            while page is not None:
+                try:
+                    response, body, records, previous_keys = self._fetch_page(
+                        stream, paginator, page, since, previous_keys
+                    )
+                except Exception:
+                    if batch:  # keep the pages fetched so far; the next run resumes at this page
+                        checkpoint = {"since": since, "page": page, "high_water": high_water}
+                        writer.submit(self._batch(stream, batch, report.pages, checkpoint))
+                    raise
+                next_page = paginator.next(page, response, body, records)
+                if stream.incremental:
+                    high_water = _max_cursor(records, stream.incremental.cursor_field, high_water)
+                report.pages += 1
+                report.records += len(records)
+                report.cursor = high_water
+                self.progress(
+                    f"{self.connection.id} {stream_name}: page {report.pages}: {len(records)} records"
                 )
-            report.pages += 1
-            report.records += len(records)
-            report.counts.add(counts)
-            report.cursor = high_water
-            self.progress(
-                f"{self.connection.id} {stream_name}: page {report.pages}: {len(records)} records "
-                f"({counts.inserted} new, {counts.updated} changed, {counts.unchanged} unchanged, "
-                f"{counts.rejected} rejected)"
+                if not batch:
+                    batch_started = time.monotonic()
+                batch.extend(records)
+                done = next_page is None
+                if (
+                    done
+                    or len(batch) >= WRITE_BATCH_RECORDS
+                    or time.monotonic() - batch_started >= WRITE_BATCH_SECONDS
+                ):
+                    if looks_up_itself:  # its lookups must see the batches before it
+                        writer.drain()
+                    checkpoint = (
+                        None if done else {"since": since, "page": next_page, "high_water": high_water}
+                    )
+                    writer.submit(self._batch(stream, batch, report.pages, checkpoint, cursor=high_water))
+                    batch = []
+                page = next_page
+
+    def _batch(
+        self,
+        stream: Stream,
+        records: list[dict[str, Any]],
+        pages: int,
+        checkpoint: dict[str, Any] | None,
+        cursor: Any = None,
+    ) -> "_Batch":
+        """Map and validate fetched pages; `checkpoint` None means they end the stream."""
+        return _Batch(
+            prepared=self.prepare_records(stream, records),
+            pages=pages,
+            cursor=cursor if checkpoint is None else None,
+            checkpoint=checkpoint,
+            done=checkpoint is None,
+        )
+
+    def _store_batch(self, stream_name: str, stream: Stream, report: SyncReport, batch: "_Batch") -> None:
+        """Write one prepared batch with its checkpoint, in one transaction (writer thread)."""
+        with self.engine.begin() as conn:
+            counts = self.store_records(conn, stream_name, stream, batch.prepared)
+            load.save_state(
+                conn,
+                connection_id=self.connection.id,
+                stream=stream_name,
+                cursor=batch.cursor,
+                checkpoint=batch.checkpoint,
+                succeeded=batch.done,
+                records=counts.written,
+                rejects=counts.rejected,
             )
-            page = next_page
+        report.counts.add(counts)
+        self.progress(
+            f"{self.connection.id} {stream_name}: written up to page {batch.pages}: "
+            f"{batch.prepared.size} records ({counts.inserted} new, {counts.updated} changed, "
+            f"{counts.unchanged} unchanged, {counts.rejected} rejected)"
+        )
 
     def _fetch_page(
         self, stream: Stream, paginator: Any, page: PageState, since: str | None, previous_keys: set[Any]
-    ) -> tuple[httpx.Response, Any, list[dict[str, Any]]]:
-        """One page, fetched again (boundedly) if its body is unreadable or repeats the last page."""
-        retry = self.connector.spec.retry
-        for attempt in Retrying(
-            stop=stop_after_attempt(retry.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=retry.initial_backoff_seconds, max=retry.max_backoff_seconds
-            ),
-            retry=retry_if_exception_type((MalformedResponse, DuplicatePage)),
-            reraise=True,
-        ):
+    ) -> tuple[httpx.Response, Any, list[dict[str, Any]], set[Any]]:
+        """One page and its records' keys, fetched again (boundedly) if its body is unreadable
+        or repeats the last page."""
+        for attempt in self._refetching():
             with attempt:
                 url, page_params = paginator.request(page)
                 params = render_value(dict(stream.request.params), self.namespaces)
@@ -206,13 +288,13 @@ class StreamSync:
                 )
                 verdict = judge(stream, response, body)
                 if verdict.action == "ignore":
-                    return response, body, []
+                    return response, body, [], set()
                 if verdict.action != "ok":
                     raise_rejected(
                         verdict, response, partner=self.connector.name, connection_id=self.connection.id
                     )
                 records = records_of(stream, body)
-                keys = {get_path(r, stream.primary_key) for r in records}
+                keys = _keys(records, stream.primary_key)
                 if keys and previous_keys and keys <= previous_keys:
                     raise DuplicatePage(
                         f"{self.connector.name} served the previous page again for {stream.request.path} "
@@ -220,8 +302,20 @@ class StreamSync:
                         partner=self.connector.name,
                         connection_id=self.connection.id,
                     )
-                return response, body, records
+                return response, body, records, keys
         raise AssertionError("unreachable")  # Retrying re-raises the last error
+
+    def _refetching(self) -> Retrying:
+        """Asking again for an answer that came back unreadable (truncated) or repeated, boundedly."""
+        retry = self.connector.spec.retry
+        return Retrying(
+            stop=stop_after_attempt(retry.max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=retry.initial_backoff_seconds, max=retry.max_backoff_seconds
+            ),
+            retry=retry_if_exception_type((MalformedResponse, DuplicatePage)),
+            reraise=True,
+        )
 
     # ------------------------------------------------------------------ one request per ATS record
     def _run_for_each(self, stream_name: str, stream: Stream, report: SyncReport) -> None:
@@ -273,21 +367,32 @@ class StreamSync:
     ) -> tuple[dict[str, Any] | None, load.Reject | None]:
         namespaces = {**self.namespaces, alias: item}
         request = stream.request
-        response = self.client.request(
-            request.method,
-            render(request.path, namespaces),
-            params=render_value(request.params, namespaces) or None,
-            json=render_value(request.json_body, namespaces) if request.json_body is not None else None,
-            data=render_value(request.form, namespaces) if request.form is not None else None,
-            headers=render_value(request.headers, namespaces) or None,
-        )
+        # an unreadable body is the answer's fault, not the record's: ask again, then fail the
+        # run (the record stays pending) rather than quarantine a record that did nothing wrong
+        for attempt in self._refetching():
+            with attempt:
+                response = self.client.request(
+                    request.method,
+                    render(request.path, namespaces),
+                    params=render_value(request.params, namespaces) or None,
+                    json=None if request.json_body is None else render_value(request.json_body, namespaces),
+                    data=None if request.form is None else render_value(request.form, namespaces),
+                    headers=render_value(request.headers, namespaces) or None,
+                )
+                body = decode_body(
+                    response, stream.format, partner=self.connector.name, connection_id=self.connection.id
+                )
+                last_try = attempt.retry_state.attempt_number >= self.connector.spec.retry.max_attempts
+                if self._repeats_last_answer(response) and not last_try:
+                    raise DuplicatePage(
+                        f"{self.connector.name} answered {request.method} {response.request.url.path} "
+                        "for a different record with the previous answer, byte for byte; asking again",
+                        partner=self.connector.name,
+                        connection_id=self.connection.id,
+                    )
+        # the same answer on every try is the partner's real answer (e.g. two identical documents)
+        self._last_answer = (_identity(response.request), response.content)
         meta = for_each.public_fields(item)
-        try:
-            body = decode_body(
-                response, stream.format, partner=self.connector.name, connection_id=self.connection.id
-            )
-        except MalformedResponse as exc:
-            return None, load.Reject(item["id"], str(exc), {alias: meta})
         verdict = judge(stream, response, body)
         if verdict.action in ("reject", "ignore"):
             return None, load.Reject(item["id"], verdict.message, {alias: meta, "response": body})
@@ -302,6 +407,14 @@ class StreamSync:
             )
         return {**found[0], alias: meta}, None
 
+    def _repeats_last_answer(self, response: httpx.Response) -> bool:
+        """A success identical to the previous request's answer, for a different request: a
+        stale cache or gateway replaying an answer (the for-each form of a repeated page)."""
+        if self._last_answer is None or not response.is_success or not response.content:
+            return False
+        request, content = self._last_answer
+        return content == response.content and request != _identity(response.request)
+
     # ------------------------------------------------------------------ map, validate, write
     def write_records(
         self,
@@ -311,44 +424,75 @@ class StreamSync:
         records: list[dict[str, Any]],
         extra_rejects: list[load.Reject] | None = None,
     ) -> load.PageCounts:
+        """Map, validate and write `records` in the caller's transaction."""
+        prepared = self.prepare_records(stream, records, extra_rejects, conn=conn)
+        return self.store_records(conn, stream_name, stream, prepared)
+
+    def prepare_records(
+        self,
+        stream: Stream,
+        records: list[dict[str, Any]],
+        extra_rejects: list[load.Reject] | None = None,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> "_Prepared":
+        """Map and validate: the rows to write and the rejects, with reasons.
+
+        Lookups read through `conn`, or through a connection of their own when none is given.
+        """
         rejects = list(extra_rejects or [])
+        if not records:
+            return _Prepared(None, rejects, 0)
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.prepare_records(stream, records, extra_rejects, conn=own)
+        mapped = map_records(
+            records,
+            stream.mapping,
+            hooks=self.connector.hooks,
+            lookup=lambda entity, ids: self._lookup(conn, entity, ids),
+        )
+        frame = mapped.frame
+        missing_key = frame["external_id"].isna()
+        key_errors = pd.DataFrame(
+            {
+                "row": frame.index[missing_key],
+                "field": "external_id",
+                "reason": f"missing primary key {stream.primary_key!r}",
+            }
+        )
+        bad_rows = mapped.rejected_rows() | set(frame.index[missing_key])
+        candidates = frame.drop(index=list(bad_rows))
+        checked = validate_frame(candidates.drop(columns=["external_id"]), SCHEMAS[stream.entity])
+        errors = combine_errors(mapped.errors, key_errors, checked.errors)
+        valid = checked.valid.join(candidates["external_id"])
+        valid["external_id"] = valid["external_id"].astype(str)
+        for row, reason in zip(errors["row"], errors["reason"], strict=True):
+            ext = frame.at[row, "external_id"]
+            rejects.append(load.Reject(None if pd.isna(ext) else str(ext), reason, records[row]))
+        return _Prepared(valid, rejects, len(records))
+
+    def store_records(
+        self, conn: sa.Connection, stream_name: str, stream: Stream, prepared: "_Prepared"
+    ) -> load.PageCounts:
+        """Upsert the valid rows and quarantine the rejects in the caller's transaction."""
         counts = load.PageCounts()
-        if records:
-            mapped = map_records(
-                records,
-                stream.mapping,
-                hooks=self.connector.hooks,
-                lookup=lambda entity, ids: self._lookup(conn, entity, ids),
-            )
-            frame = mapped.frame
-            missing_key = frame["external_id"].isna()
-            key_errors = pd.DataFrame(
-                {
-                    "row": frame.index[missing_key],
-                    "field": "external_id",
-                    "reason": f"missing primary key {stream.primary_key!r}",
-                }
-            )
-            bad_rows = mapped.rejected_rows() | set(frame.index[missing_key])
-            candidates = frame.drop(index=list(bad_rows))
-            checked = validate_frame(candidates.drop(columns=["external_id"]), SCHEMAS[stream.entity])
-            errors = combine_errors(mapped.errors, key_errors, checked.errors)
-            valid = checked.valid.join(candidates["external_id"])
-            valid["external_id"] = valid["external_id"].astype(str)
-            for row, reason in zip(errors["row"], errors["reason"], strict=True):
-                ext = frame.at[row, "external_id"]
-                rejects.append(load.Reject(None if pd.isna(ext) else str(ext), reason, records[row]))
+        if prepared.valid is not None:
             counts = load.upsert(
                 conn,
                 tenant_id=self.connection.tenant_id,
                 connection_id=self.connection.id,
                 entity=stream.entity,
-                frame=valid,
+                frame=prepared.valid,
                 stream=stream_name,
                 policy=self.connector.spec.conflicts.get(stream.entity),
             )
         counts.rejected = load.quarantine_rows(
-            conn, connection_id=self.connection.id, stream=stream_name, entity=stream.entity, rejects=rejects
+            conn,
+            connection_id=self.connection.id,
+            stream=stream_name,
+            entity=stream.entity,
+            rejects=prepared.rejects,
         )
         return counts
 
