@@ -83,9 +83,12 @@ def _copy_column(column: sa.Column, values: pd.Series) -> pd.Series:
     return values
 
 
-def _copyable(frame: pd.DataFrame) -> bool:
-    """False when a text cell equals the NULL marker itself (then plain INSERT keeps it text)."""
+def _copyable(table: sa.Table, frame: pd.DataFrame) -> bool:
+    """False for binary columns, or when a text cell equals the NULL marker itself: plain
+    INSERT keeps those exact."""
     for name in frame.columns:
+        if isinstance(table.c[name].type, sa.LargeBinary):
+            return False
         values = frame[name]
         if values.dtype.kind in "OSUT" or str(values.dtype) in ("string", "str"):
             if values.astype(object).eq(NULL).any():
@@ -112,7 +115,7 @@ def insert_frame(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> i
     unknown = set(frame.columns) - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {sorted(unknown)}")
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and _copyable(frame):
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and _copyable(table, frame):
         _copy(conn, table, frame)
     else:
         conn.execute(table.insert(), frame_rows(frame))
