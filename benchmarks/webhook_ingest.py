@@ -494,7 +494,14 @@ def main() -> int:
         default=None,
         help="PostgreSQL server to also run against: a throwaway database is created there and dropped",
     )
+    parser.add_argument(
+        "--sqlite-synchronous",
+        default="FULL",
+        choices=["FULL", "NORMAL"],
+        help="the receiver's SQLite synchronous (FULL: fsync per commit, durable on power loss)",
+    )
     args = parser.parse_args()
+    os.environ["INTEGRATION_WEBHOOK_SQLITE_SYNCHRONOUS"] = args.sqlite_synchronous  # to the servers
     if not 1 <= args.events <= MAX_EVENTS:
         parser.error(f"--events must be between 1 and {MAX_EVENTS}")
     if not 1 <= args.concurrency <= 200:
@@ -511,7 +518,8 @@ def main() -> int:
 
     print(
         f"{args.events} events ({args.duplicates:.0%} repeats) per round, {args.concurrency} connections, "
-        f"{os.cpu_count()} CPUs shared by client and server; {_load()}"
+        f"{os.cpu_count()} CPUs shared by client and server; SQLite synchronous={args.sqlite_synchronous}; "
+        f"{_load()}"
     )
     failures = 0
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:

@@ -83,10 +83,12 @@ SERVER_DB_THREADS = 16  # the same on PostgreSQL
 INLINE_BODY_BYTES = 64 * 1024  # smaller bodies are checked and parsed in the event loop itself
 MAX_BATCH = 500  # events written and committed together at most (group commit)
 SQLITE_SYNCHRONOUS = "FULL"  # the receiver's SQLite commits are fsynced: durable on power loss
+SQLITE_SYNCHRONOUS_LEVELS = ("EXTRA", "FULL", "NORMAL")  # NORMAL: survives a crash, not a power loss
 
 ENV_PUBLIC_URL = "INTEGRATION_WEBHOOK_PUBLIC_URL"
 ENV_CONNECTORS_DIR = "INTEGRATION_CONNECTORS_DIR"
 ENV_VAULT_KEY_FILE = "INTEGRATION_VAULT_KEY_FILE"
+ENV_SQLITE_SYNCHRONOUS = "INTEGRATION_WEBHOOK_SQLITE_SYNCHRONOUS"
 
 
 # ---------------------------------------------------------------- response models (OpenAPI)
@@ -722,6 +724,7 @@ def create_app(
     public_base_url: str | None = None,
     connectors: Mapping[str, LoadedConnector] | None = None,
     cache_ttl_seconds: float = CACHE_TTL_SECONDS,
+    sqlite_synchronous: str = SQLITE_SYNCHRONOUS,
 ) -> FastAPI:
     """The receiver as an ASGI app.
 
@@ -729,10 +732,22 @@ def create_app(
     `vault` decrypts webhook secrets (without one only `scheme: none` connectors can be
     received); `public_base_url` (`https://hooks.example.com`) replaces scheme, host and port in
     the URL `url_params_hmac` signs, when a proxy sits in front; `connectors` replaces the
-    registry's connectors (tests).
+    registry's connectors (tests); `sqlite_synchronous` is SQLite's `synchronous` for the
+    receiver's connections (FULL: an accepted event survives a power loss; NORMAL: only a crash).
     """
+    level = sqlite_synchronous.upper()
+    if level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(f"sqlite_synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}")
     engine = create_db_engine(database_url or default_database_url())
     if engine.dialect.name == "sqlite":
+
+        def _sqlite_durable(dbapi_conn: Any, _record: Any) -> None:
+            """WAL + synchronous=FULL: the WAL is fsynced at each commit, so every event answered
+            2xx is on disk. With group commit that is one fsync per batch, not per event."""
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA synchronous={level}")
+            cursor.close()
+
         sa.event.listen(engine, "connect", _sqlite_durable)  # after the engine's own pragmas
     receiver = WebhookReceiver(
         engine,
@@ -838,16 +853,6 @@ def create_app(
     return app
 
 
-def _sqlite_durable(dbapi_conn: Any, _record: Any) -> None:
-    """Every commit of the receiver reaches the disk before the 2xx (WAL + synchronous=FULL).
-
-    With group commit that is one fsync per batch, not per event.
-    """
-    cursor = dbapi_conn.cursor()
-    cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
-    cursor.close()
-
-
 class _ReceiverApp(FastAPI):
     """FastAPI, with `POST /webhooks/{connection_id}` answered without the routing stack.
 
@@ -888,7 +893,8 @@ def app_from_env() -> FastAPI:
 
     `INTEGRATION_DATABASE_URL` (already migrated), `INTEGRATION_VAULT_KEYS` or
     `INTEGRATION_VAULT_KEY_FILE`, `INTEGRATION_WEBHOOK_PUBLIC_URL`, and
-    `INTEGRATION_CONNECTORS_DIR` for connector files outside the package (merged over them).
+    `INTEGRATION_CONNECTORS_DIR` for connector files outside the package (merged over them),
+    `INTEGRATION_WEBHOOK_SQLITE_SYNCHRONOUS` (FULL, the default, or NORMAL or EXTRA).
     """
     key_file = os.environ.get(ENV_VAULT_KEY_FILE)
     try:
@@ -908,6 +914,7 @@ def app_from_env() -> FastAPI:
         vault=vault,
         public_base_url=os.environ.get(ENV_PUBLIC_URL) or None,
         connectors=_connectors_from_env(),
+        sqlite_synchronous=os.environ.get(ENV_SQLITE_SYNCHRONOUS) or SQLITE_SYNCHRONOUS,
     )
 
 

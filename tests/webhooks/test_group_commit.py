@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from integration_pipelines.db.engine import create_db_engine
 from integration_pipelines.webhooks.inbox import NewEvent, pending_events, record_event, record_events
-from integration_pipelines.webhooks.receiver import GroupCommit
+from integration_pipelines.webhooks.receiver import GroupCommit, create_app
 
 
 def _event(connection_id: str, event_id: str, **kw) -> NewEvent:
@@ -100,3 +100,15 @@ def test_a_failed_commit_fails_every_waiting_request(tmp_path) -> None:
     finally:
         committer.close()
     assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
+
+
+def test_sqlite_commits_are_fsynced_by_default(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'ats.db'}"
+    for level, expected in ((None, 2), ("normal", 1)):  # PRAGMA synchronous: 1 NORMAL, 2 FULL
+        app = create_app(database_url=url, connectors={}, **({"sqlite_synchronous": level} if level else {}))
+        with app.state.receiver.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        app.state.receiver.engine.dispose()
+    with pytest.raises(ValueError):
+        create_app(database_url=url, connectors={}, sqlite_synchronous="OFF")
