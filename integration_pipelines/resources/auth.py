@@ -366,7 +366,30 @@ class TokenManager:
                 "the partner is having problems, try again later",
                 **common,
             )
+        if response.status_code >= 400 and not self._is_oauth_error(response):
+            # a partner-specific error body (e.g. SAP Fieldglass' {"ReturnCode":..., "Message":...}):
+            # authlib would take it for a token without access_token and hide the refusal
+            status = response.status_code
+            if status in (400, 401, 403):
+                raise AuthenticationFailed(
+                    f"{where}: the token endpoint refused the credentials (HTTP {status}); "
+                    f"{self._fix_hint('invalid_client')}",
+                    **common,
+                )
+            raise AuthenticationFailed(
+                f"{where}: the token endpoint answered HTTP {status}; check the connector's token_url",
+                **common,
+            )
         return response
+
+    @staticmethod
+    def _is_oauth_error(response: httpx.Response) -> bool:
+        """An RFC 6749 error answer (``{"error": ...}``), which authlib turns into an OAuthError."""
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and "error" in body
 
     def _renew(self) -> str:
         """Request a token (caller holds the lock)."""

@@ -3,7 +3,9 @@
 A test (or a person using the admin endpoint ``POST /_sandbox/faults``) arms a fault with
 ``FaultInjector.inject(kind, count, tenant=..., path_contains=..., **params)``; the next
 ``count`` requests that match it are answered with the fault instead of (or on top of) the
-normal answer. Faults are consumed in the order they were injected.
+normal answer. Faults are consumed in the order they were injected. ``after=n`` lets the first
+``n`` matching requests through untouched first (a fault in the middle of a stream: the third
+document sent to a parser, the second page of a list).
 
 Kinds and what they do (the partner-specific shape of each answer lives in the simulator):
 
@@ -66,6 +68,7 @@ class Fault:
     tenant: str | None = None
     path_contains: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    after: int = 0  # matching requests still to let through before the fault applies
 
     def matches(self, tenant: str | None, path: str) -> bool:
         if self.tenant is not None and self.tenant != tenant:
@@ -82,6 +85,7 @@ class Fault:
             "tenant": self.tenant,
             "path_contains": self.path_contains,
             "params": dict(self.params),
+            "after": self.after,
         }
 
 
@@ -100,6 +104,7 @@ class FaultInjector:
         *,
         tenant: str | None = None,
         path_contains: str | None = None,
+        after: int = 0,
         **params: Any,
     ) -> Fault:
         """Arm ``kind`` for the next ``count`` matching requests and return the armed fault.
@@ -111,6 +116,8 @@ class FaultInjector:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValueError(f"fault count must be a positive integer, got {count!r}")
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise ValueError(f"fault 'after' must be zero or a positive integer, got {after!r}")
         allowed = _ALLOWED_PARAMS.get(kind, {})
         for name, value in params.items():
             if name not in allowed:
@@ -130,6 +137,7 @@ class FaultInjector:
                 tenant=tenant,
                 path_contains=path_contains,
                 params=dict(params),
+                after=after,
             )
             self._next_id += 1
             self._faults.append(fault)
@@ -153,6 +161,9 @@ class FaultInjector:
         with self._lock:
             for fault in self._faults:
                 if fault.kind in kinds and fault.matches(tenant, path):
+                    if fault.after > 0:  # this request passes; later faults may still apply
+                        fault.after -= 1
+                        continue
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)

@@ -9,7 +9,7 @@ import xmltodict
 
 from integration_pipelines.connectors.spec import ResponseFilter, Stream
 from integration_pipelines.mapping.paths import as_list, get_path
-from integration_pipelines.resources.errors import MalformedResponse, RequestRejected
+from integration_pipelines.resources.errors import MalformedResponse, RequestRejected, describe_call
 from integration_pipelines.templates import TemplateError, render
 
 
@@ -31,9 +31,11 @@ def decode_body(response: httpx.Response, fmt: str, *, partner: str, connection_
             return xmltodict.parse(text)
         return json.loads(text)
     except (ValueError, xmltodict.expat.ExpatError) as exc:
+        where = describe_call(partner, connection_id, response.request.method, response.request.url.path)
         raise MalformedResponse(
-            f"{partner} returned a body that is not valid {fmt.upper()} for "
-            f"{response.request.method} {response.request.url.path} (HTTP {response.status_code}): {exc}",
+            f"{where}: the partner answered HTTP {response.status_code} with a body that is not valid "
+            f"{fmt.upper()} ({exc}); the answer was truncated or corrupted on the way -- re-run the sync, "
+            "and if it keeps happening check the partner's status page",
             partner=partner,
             connection_id=connection_id,
             status_code=response.status_code,
@@ -80,8 +82,9 @@ def records_of(stream: Stream, body: Any) -> list[dict[str, Any]]:
 
 
 def raise_rejected(verdict: Verdict, response: httpx.Response, *, partner: str, connection_id: str) -> None:
+    where = describe_call(partner, connection_id, response.request.method, response.request.url.path)
     raise RequestRejected(
-        f"{partner} refused {response.request.method} {response.request.url.path}: {verdict.message}",
+        f"{where}: the partner refused the request: {verdict.message}",
         partner=partner,
         connection_id=connection_id,
         status_code=response.status_code,
