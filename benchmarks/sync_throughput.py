@@ -9,20 +9,24 @@ Contenders, run alternately for --rounds rounds and timed by wall clock:
 
 1. bare fetch  - httpx paging through the API, json-decoding each page, nothing else;
 2. ours        - a connector built in code (next_link pagination on `next`, records `data`,
-                 entity `job`, typed mapping), a connection via ConnectionStore, and
-                 `sync_stream(..., allow_loopback=True)`: extract, map, pandera validation,
-                 idempotent upsert through record links, checkpoint per page;
-                 a fresh tenant per round, so every round inserts all records;
+                 incremental on `updated_at` via `updated_since`, entity `job`, typed mapping),
+                 a connection via ConnectionStore, and `sync_stream(..., allow_loopback=True)`:
+                 extract, map, pandera validation, idempotent upsert through record links,
+                 checkpoint per written batch; a fresh tenant per round, so every round
+                 inserts all records. After each round's full sync, 1% of the rows change at
+                 the partner (untimed) and that connection's incremental sync is timed;
 3. dlt replace - `rest_api_source` (json_link paginator on `next`) into the same PostgreSQL,
                  a fresh schema per round, loader_file_format="csv", write_disposition="replace";
 4. dlt merge   - the same with write_disposition="merge" on primary key `id` (ours is an upsert).
 
 The PostgreSQL target is a throwaway database created for the run and dropped afterwards
 (`--database-url`, else `bash scripts/ensure_postgres.sh`). Peak RSS of ours is measured in a
-child process (resource.getrusage(RUSAGE_SELF).ru_maxrss, after imports and after one sync).
+child process (resource.getrusage(RUSAGE_SELF).ru_maxrss, after imports and after one sync),
+for --records and again for --memory-records (default 1,000,000) against a second API.
 `--profile` also runs ours once under cProfile in a child and prints the top 15 by cumulative time.
 
-    .venv/bin/python benchmarks/sync_throughput.py [--records 100000] [--database-url URL] [--profile]
+    .venv/bin/python benchmarks/sync_throughput.py [--records 100000] [--rounds 3]
+        [--memory-records 1000000] [--database-url URL] [--profile]
 
 Everything stays on loopback; records are capped at MAX_RECORDS and each contender run at
 --max-seconds.
@@ -75,20 +79,47 @@ def make_row(i: int) -> dict:
 
 
 class PagedApi:
-    """Serves `records` rows in pages of PAGE_SIZE; bodies are built once up front."""
+    """Serves `records` rows in pages of PAGE_SIZE; full-sync bodies are built once up front.
+
+    `updated_since=<ISO>` returns only rows with `updated_at >= since` (pages built on request:
+    after `change`, few rows match). `change(n)` edits n rows the way a partner would (new
+    name, later `updated_at`) and rebuilds the full-sync pages that hold them, untimed.
+    """
 
     def __init__(self, records: int):
         self.records = records
         self.server = ThreadingHTTPServer((HOST, 0), self._handler())
         self.server.daemon_threads = True
         self.base = f"http://{HOST}:{self.server.server_address[1]}"
-        pages = (records + PAGE_SIZE - 1) // PAGE_SIZE
-        self.bodies: dict[int, bytes] = {}
-        for page in range(1, pages + 1):
-            rows = [make_row(i) for i in range((page - 1) * PAGE_SIZE, min(page * PAGE_SIZE, records))]
-            nxt = f"{self.base}/items?page={page + 1}&page_size={PAGE_SIZE}" if page < pages else None
-            self.bodies[page] = json.dumps({"data": rows, "next": nxt, "total": records}).encode()
+        self.pages = (records + PAGE_SIZE - 1) // PAGE_SIZE
+        self.rows = [make_row(i) for i in range(records)]
+        self.bodies: dict[int, bytes] = {page: self._body(page) for page in range(1, self.pages + 1)}
+        self.changes = 0
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _body(self, page: int, rows: list[dict] | None = None, since: str | None = None) -> bytes:
+        rows = self.rows if rows is None else rows
+        pages = max(1, (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE)
+        chunk = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        query = f"&updated_since={since}" if since else ""
+        nxt = f"{self.base}/items?page={page + 1}&page_size={PAGE_SIZE}{query}" if page < pages else None
+        return json.dumps({"data": chunk, "next": nxt, "total": len(rows)}).encode()
+
+    def change(self, count: int) -> None:
+        """Edit `count` rows spread over the stream: new name, `updated_at` after every other row."""
+        self.changes += 1
+        stamp = f"2027-01-01T00:{self.changes % 60:02d}:00Z"
+        step = max(1, self.records // count)
+        touched = set()
+        for i in range(0, self.records, step)[:count]:
+            self.rows[i] = {
+                **self.rows[i],
+                "name": f"Item number {i} (edit {self.changes})",
+                "updated_at": stamp,
+            }
+            touched.add(i // PAGE_SIZE + 1)
+        for page in touched:
+            self.bodies[page] = self._body(page)
 
     def _handler(self):
         api = self
@@ -102,7 +133,13 @@ class PagedApi:
                 if url.path != "/items" or int(q.get("page_size", [PAGE_SIZE])[0]) != PAGE_SIZE:
                     self.send_error(404)
                     return
-                body = api.bodies.get(int(q.get("page", ["1"])[0]), b'{"data": [], "next": null}')
+                page = int(q.get("page", ["1"])[0])
+                since = q.get("updated_since", [None])[0]
+                if since:
+                    wanted = [r for r in api.rows if r["updated_at"] >= since]  # ISO 8601 Z sorts as text
+                    body = api._body(page, wanted, since)
+                else:
+                    body = api.bodies.get(page, b'{"data": [], "next": null}')
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -208,6 +245,7 @@ def bench_connector(base: str):
                     "request": {"path": "/items", "params": {"page": "1", "page_size": str(PAGE_SIZE)}},
                     "records": "data",
                     "primary_key": "id",
+                    "incremental": {"cursor_field": "updated_at", "param": "updated_since"},
                     "mapping": {
                         "external_id": "id",
                         "title": {"path": "name", "type": "string"},
@@ -245,11 +283,16 @@ class Ours:
         self.base = base
 
     def run(self, tenant: str):
+        """A first (full) sync for a new connection of `tenant`."""
+        connection = self.store.add(tenant, self.connector.spec, {"base_url": self.base})
+        return self.resync(connection.id)
+
+    def resync(self, connection_id: str):
+        """The next sync of a connection: incremental from its committed cursor."""
         from integration_pipelines.sync.service import sync_stream
 
-        connection = self.store.add(tenant, self.connector.spec, {"base_url": self.base})
         return sync_stream(
-            self.engine, self.vault, connection.id, "items", connector=self.connector, allow_loopback=True
+            self.engine, self.vault, connection_id, "items", connector=self.connector, allow_loopback=True
         )
 
     def count(self, tenant: str) -> int:
@@ -367,6 +410,9 @@ def main() -> None:
     p.add_argument("--no-merge", action="store_true", help="skip the dlt merge contender")
     p.add_argument("--profile", action="store_true", help="also profile one run of ours (cProfile)")
     p.add_argument("--max-seconds", type=float, default=600, help="stop after a run longer than this")
+    p.add_argument(
+        "--memory-records", type=int, default=1_000_000, help="records for the peak-memory run (0 = skip)"
+    )
     p.add_argument("--child-db", help=argparse.SUPPRESS)
     p.add_argument("--child-base", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -395,6 +441,28 @@ def main() -> None:
             if report.counts.rejected:
                 print(f"  ours: {report.counts.rejected} rejected!", flush=True)
             return ours.count(tenant)
+
+        incremental: list[float] = []
+
+        def incremental_round(r: int) -> None:
+            """Change 1% at the partner, then time the next sync of round r's connection."""
+            changed = max(1, args.records // 100)
+            api.change(changed)
+            started = time.perf_counter()
+            report = ours.resync(f"bench_r{r}/bench_items")
+            seconds = time.perf_counter() - started
+            if (
+                report.counts.updated != changed
+                or report.counts.inserted
+                or ours.count(f"bench_r{r}") != args.records
+            ):
+                raise SystemExit(f"incremental round {r}: {report.counts} for {changed} changed records")
+            incremental.append(seconds)
+            print(
+                f"round {r}  {'ours incremental (1%)':24s} {seconds:7.2f} s  {report.records} fetched, "
+                f"{report.counts.updated} updated, {report.counts.unchanged} unchanged",
+                flush=True,
+            )
 
         def c_dlt(disposition: str):
             def run(r: int) -> int:
@@ -426,10 +494,20 @@ def main() -> None:
                 print(f"round {r}  {name:24s} {seconds:7.2f} s  {n / seconds:9,.0f} rec/s", flush=True)
                 if seconds > args.max_seconds:
                     raise SystemExit(f"{name} took {seconds:.0f} s > --max-seconds; stopping")
+                if fn is c_ours:
+                    incremental_round(r)
 
         rss = run_child(db.sqlalchemy_url, api.base, profile=False)
         prof = run_child(db.sqlalchemy_url, api.base, profile=True) if args.profile else None
         ours.engine.dispose()
+    big = None
+    if args.memory_records:
+        print(f"building {args.memory_records} records for the peak-memory run ...", flush=True)
+        with PagedApi(args.memory_records) as api, ThrowawayDatabase(url) as db:
+            Ours(db.sqlalchemy_url, api.base).engine.dispose()  # migrate once, outside the child
+            big = run_child(db.sqlalchemy_url, api.base, profile=False)
+            if big["inserted"] != args.memory_records:
+                raise SystemExit(f"peak-memory run inserted {big['inserted']} of {args.memory_records}")
 
     med = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: args.records / s for k, s in med.items()}
@@ -452,6 +530,20 @@ def main() -> None:
         f"(after imports {rss['after_imports_kib'] / 1024:.0f} MiB; that run {rss['seconds']:.2f} s, "
         f"inserted {rss['inserted']}, rejected {rss['rejected']})"
     )
+    full, inc = med["ours (sync_stream)"], statistics.median(incremental)
+    print(
+        f"ours incremental after changing 1% ({max(1, args.records // 100)} records): {inc:.3f} s median "
+        f"({', '.join(f'{s:.3f}' for s in incremental)}) = {inc / full:.1%} of the full sync "
+        f"(goal <= 5%: {'met' if inc / full <= 0.05 else 'not met'})"
+    )
+    if big:
+        mib = big["peak_kib"] / 1024
+        print(
+            f"ours peak RSS for {args.memory_records:,} records: {mib:.0f} MiB "
+            f"(after imports {big['after_imports_kib'] / 1024:.0f} MiB; {big['seconds']:.1f} s, "
+            f"{args.memory_records / big['seconds']:,.0f} rec/s) (goal < 500 MB: "
+            f"{'met' if big['peak_kib'] * 1024 < 500e6 else 'not met'})"
+        )
     if prof:
         print(f"\ncProfile of one run of ours ({prof['seconds']:.2f} s under the profiler):")
         print(prof["profile"])
