@@ -142,14 +142,19 @@ def retry(ids: tuple[int, ...], all_dead: bool, connection_id: str | None, datab
 
 @outbox.command("replay")
 @click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--connection", "connection_id", default=None, help="Only items of this connection.")
 @DATABASE_OPTION
-def replay(ids: tuple[int, ...], database_url: str | None) -> None:
+def replay(ids: tuple[int, ...], connection_id: str | None, database_url: str | None) -> None:
     """Send delivered items again: each gets a new pending copy (same change, same change time),
-    queued after the record's other items. A create whose record is linked by now goes as an update."""
+    queued after the record's other items. A create whose record is linked by now goes as an update.
+    With --connection, items of other connections count as unknown."""
     engine = open_store(database_url).engine
     made: list[str] = []
+    where = [outbox_table.c.id.in_(ids)]
+    if connection_id:
+        where.append(outbox_table.c.connection_id == connection_id)
     with engine.begin() as conn:
-        rows = conn.execute(sa.select(outbox_table).where(outbox_table.c.id.in_(ids))).mappings().all()
+        rows = conn.execute(sa.select(outbox_table).where(*where)).mappings().all()
         by_id = {r["id"]: r for r in rows}
         problems = [
             f"#{i} " + ("is unknown" if i not in by_id else f"is {by_id[i]['status']}, not delivered")
