@@ -24,11 +24,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from integration_pipelines.mapping.paths import as_list
 
 TYPES = ("string", "integer", "number", "decimal", "boolean", "date", "datetime", "list")
 UTC_DTYPE = pd.DatetimeTZDtype("us", "UTC")
+_SAMPLE = 1024
+_NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float"})
 BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 _INTEGER = r"[+-]?\d{1,18}(?:\.0*)?"
@@ -54,6 +57,12 @@ def as_text(values: pd.Series) -> pd.Series:
 
 def coerce(values: pd.Series, type_: str, *, fmt: str | None = None, timezone: str | None = None) -> Coerced:
     """Coerce one column to a mapping `type` (see the module docstring for each type's rules)."""
+    if type_ not in ("list", "string") and (distinct := few_distinct(values)) is not None:
+        codes, uniques = distinct  # enum-like text (dates, flags, amounts): coerce each value once
+        once = coerce(uniques, type_, fmt=fmt, timezone=timezone)
+        return Coerced(spread(once.values, codes, values.index), spread(once.bad, codes), once.expected)
+    if type_ in ("integer", "number", "decimal") and (numbers := _plain_numbers(values, type_)) is not None:
+        return Coerced(numbers, _none(values), "")
     if type_ == "list":
         lists = [as_list(v) for v in values.to_numpy(dtype=object)]
         return Coerced(pd.Series(lists, index=values.index, dtype=object), _none(values), "a list")
@@ -91,6 +100,51 @@ def coerce(values: pd.Series, type_: str, *, fmt: str | None = None, timezone: s
     if bad.any() and result.dtype != object:  # e.g. inf; object results (dates) hold None already
         result = result.mask(bad)
     return Coerced(result, bad, expected)
+
+
+def few_distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """`(codes, distinct values)` of an object column of text with few distinct values, else None.
+
+    Per-value steps (coercion, enum maps) then run once per distinct value and are spread back
+    with `spread`; codes are -1 for nulls. A first look at `_SAMPLE` values skips mostly distinct
+    columns (ids, timestamps) before the whole column is hashed.
+    """
+    if values.dtype != object or len(values) < _SAMPLE or infer_dtype(values, skipna=True) != "string":
+        return None
+    if len(pd.unique(values.iloc[:_SAMPLE])) > _SAMPLE // 4:
+        return None
+    codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
+    if len(uniques) > len(values) // 4:
+        return None
+    return codes, pd.Series(uniques, dtype=object)
+
+
+def spread(computed: pd.Series | np.ndarray, codes: np.ndarray, index: pd.Index | None = None) -> Any:
+    """Values computed per distinct value (see `few_distinct`), back on every row; null for -1 codes."""
+    if isinstance(computed, np.ndarray):  # a mask: False for nulls
+        return np.append(computed, False)[codes]
+    if computed.dtype == object:  # object results use None for null
+        return pd.Series(np.append(computed.to_numpy(), None)[codes], index=index, dtype=object)
+    return pd.Series(computed.array.take(codes, allow_fill=True), index=index)
+
+
+def _plain_numbers(values: pd.Series, type_: str) -> pd.Series | None:
+    """An object column holding only numbers (JSON numbers, not text) as `type_`, without going
+    through text; None when some value is text, a bool or out of range (the text rules decide)."""
+    if values.dtype != object or infer_dtype(values, skipna=True) not in _NUMBER_KINDS:
+        return None
+    if type_ == "integer":
+        if infer_dtype(values, skipna=True) != "integer":
+            return None  # 42.0 is accepted as text but 1e16 is not: let the text rules decide
+        try:
+            result = pd.Series(pd.array(values.to_numpy(), dtype="Int64"), index=values.index)
+        except (OverflowError, TypeError, ValueError):
+            return None
+        return result if not (result.abs() >= 10**18).any() else None
+    result = pd.to_numeric(values, errors="coerce").astype("float64")
+    if not np.isfinite(result.to_numpy()[result.notna().to_numpy()]).all():
+        return None  # inf: an error, reported by the text rules
+    return result.round(2) if type_ == "decimal" else result
 
 
 def _none(values: pd.Series) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from integration_pipelines.mapping.coercion import as_text, coerce
+from integration_pipelines.mapping.coercion import as_text, coerce, few_distinct, spread
 from integration_pipelines.mapping.errors import MappingConfigError, show_value
 from integration_pipelines.mapping.paths import as_list, get_path, is_path, resolve_path
 
@@ -119,6 +119,15 @@ def call_hook(
 
 def apply_map(values: pd.Series, table: Mapping[str, Any], default: Any, field_name: str) -> Step:
     """Translate enum values by their text; unmapped values take `default`, or are errors without one."""
+    if (distinct := few_distinct(values)) is not None:  # map each distinct value once
+        codes, uniques = distinct
+        once = apply_map(uniques, table, default, field_name)
+        if once.bad is None:
+            return Step(spread(once.values, codes, values.index))
+        bad = spread(once.bad, codes)
+        reason_of = dict(zip(np.flatnonzero(once.bad).tolist(), once.reasons, strict=True))
+        reasons = [reason_of[c] for c in codes[bad].tolist()]
+        return Step(spread(once.values, codes, values.index), bad, reasons)
     text = as_text(values)
     present = text.notna().to_numpy()
     known = text.isin(list(table)).to_numpy()
