@@ -15,9 +15,11 @@ database), both vault keys, every status page token and the admin token; each in
 base64 (standard and URL-safe, at every byte alignment, so `user:secret` in a Basic header is
 caught too) and URL-encoded. Places searched: the demo's and the CLI's stdout/stderr, every
 Python log record at DEBUG (with exception texts), every Dagster run's event log and run
-config, the status pages' responses, and every file the demo left (the integration database
-with its WAL, Dagster's home). A status page token may appear exactly where it is handed out
-once (the demo's link lines and `tenants token`'s output), nowhere else.
+config, the status pages' responses and the server's access log (uvicorn, access log on; the
+pages are fetched with http.client, which logs nothing itself), and every file the demo left
+(the integration database with its WAL, Dagster's home). A status page token may appear
+exactly where it is handed out once (the demo's link lines and `tenants token`'s output),
+nowhere else.
 """
 
 import base64
