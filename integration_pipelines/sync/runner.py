@@ -7,6 +7,7 @@ A crash loses at most the unwritten batch, which the next run fetches again.
 """
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -185,47 +186,65 @@ class StreamSync:
         else:
             since = cursor or (stream.incremental.start if stream.incremental else None)
             page, high_water = paginator.first(), since
+        written: queue.SimpleQueue[tuple[_Batch, load.PageCounts]] = queue.SimpleQueue()
+        try:
+            with BatchWriter(lambda b: written.put((b, self._store_batch(stream_name, stream, b)))) as writer:
+                self._page_loop(
+                    stream_name, stream, report, writer, written, paginator, page, since, high_water
+                )
+        finally:
+            self._report_written(stream_name, report, written)
+
+    def _page_loop(
+        self,
+        stream_name: str,
+        stream: Stream,
+        report: SyncReport,
+        writer: BatchWriter,
+        written: "queue.SimpleQueue[tuple[_Batch, load.PageCounts]]",
+        paginator: Any,
+        page: PageState | None,
+        since: str | None,
+        high_water: str | None,
+    ) -> None:
+        """Fetch pages and hand them to the writer in batches."""
         previous_keys: set[Any] = set()
         batch: list[dict[str, Any]] = []
         batch_started = 0.0
         looks_up_itself = stream.entity in {m.lookup for m in stream.mapping.values() if m.lookup}
-        with BatchWriter(lambda b: self._store_batch(stream_name, stream, report, b)) as writer:
-            while page is not None:
-                try:
-                    response, body, records, previous_keys = self._fetch_page(
-                        stream, paginator, page, since, previous_keys
-                    )
-                except Exception:
-                    if batch:  # keep the pages fetched so far; the next run resumes at this page
-                        checkpoint = {"since": since, "page": page, "high_water": high_water}
-                        writer.submit(self._batch(stream, batch, report.pages, checkpoint))
-                    raise
-                next_page = paginator.next(page, response, body, records)
-                if stream.incremental:
-                    high_water = _max_cursor(records, stream.incremental.cursor_field, high_water)
-                report.pages += 1
-                report.records += len(records)
-                report.cursor = high_water
-                self.progress(
-                    f"{self.connection.id} {stream_name}: page {report.pages}: {len(records)} records"
+        while page is not None:
+            try:
+                response, body, records, previous_keys = self._fetch_page(
+                    stream, paginator, page, since, previous_keys
                 )
-                if not batch:
-                    batch_started = time.monotonic()
-                batch.extend(records)
-                done = next_page is None
-                if (
-                    done
-                    or len(batch) >= WRITE_BATCH_RECORDS
-                    or time.monotonic() - batch_started >= WRITE_BATCH_SECONDS
-                ):
-                    if looks_up_itself:  # its lookups must see the batches before it
-                        writer.drain()
-                    checkpoint = (
-                        None if done else {"since": since, "page": next_page, "high_water": high_water}
-                    )
-                    writer.submit(self._batch(stream, batch, report.pages, checkpoint, cursor=high_water))
-                    batch = []
-                page = next_page
+            except Exception:
+                if batch:  # keep the pages fetched so far; the next run resumes at this page
+                    checkpoint = {"since": since, "page": page, "high_water": high_water}
+                    writer.submit(self._batch(stream, batch, report.pages, checkpoint))
+                raise
+            next_page = paginator.next(page, response, body, records)
+            if stream.incremental:
+                high_water = _max_cursor(records, stream.incremental.cursor_field, high_water)
+            report.pages += 1
+            report.records += len(records)
+            report.cursor = high_water
+            self.progress(f"{self.connection.id} {stream_name}: page {report.pages}: {len(records)} records")
+            self._report_written(stream_name, report, written)
+            if not batch:
+                batch_started = time.monotonic()
+            batch.extend(records)
+            done = next_page is None
+            if (
+                done
+                or len(batch) >= WRITE_BATCH_RECORDS
+                or time.monotonic() - batch_started >= WRITE_BATCH_SECONDS
+            ):
+                if looks_up_itself:  # its lookups must see the batches before it
+                    writer.drain()
+                checkpoint = None if done else {"since": since, "page": next_page, "high_water": high_water}
+                writer.submit(self._batch(stream, batch, report.pages, checkpoint, cursor=high_water))
+                batch = []
+            page = next_page
 
     def _batch(
         self,
@@ -244,7 +263,24 @@ class StreamSync:
             done=checkpoint is None,
         )
 
-    def _store_batch(self, stream_name: str, stream: Stream, report: SyncReport, batch: "_Batch") -> None:
+    def _report_written(
+        self,
+        stream_name: str,
+        report: SyncReport,
+        written: "queue.SimpleQueue[tuple[_Batch, load.PageCounts]]",
+    ) -> None:
+        """Count and announce the batches the writer has committed (in the caller's thread:
+        Dagster's log handler must not be called from the writer thread)."""
+        while not written.empty():
+            batch, counts = written.get()
+            report.counts.add(counts)
+            self.progress(
+                f"{self.connection.id} {stream_name}: written up to page {batch.pages}: "
+                f"{batch.prepared.size} records ({counts.inserted} new, {counts.updated} changed, "
+                f"{counts.unchanged} unchanged, {counts.rejected} rejected)"
+            )
+
+    def _store_batch(self, stream_name: str, stream: Stream, batch: "_Batch") -> load.PageCounts:
         """Write one prepared batch with its checkpoint, in one transaction (writer thread)."""
         with self.engine.begin() as conn:
             counts = self.store_records(conn, stream_name, stream, batch.prepared)
@@ -258,12 +294,7 @@ class StreamSync:
                 records=counts.written,
                 rejects=counts.rejected,
             )
-        report.counts.add(counts)
-        self.progress(
-            f"{self.connection.id} {stream_name}: written up to page {batch.pages}: "
-            f"{batch.prepared.size} records ({counts.inserted} new, {counts.updated} changed, "
-            f"{counts.unchanged} unchanged, {counts.rejected} rejected)"
-        )
+        return counts
 
     def _fetch_page(
         self, stream: Stream, paginator: Any, page: PageState, since: str | None, previous_keys: set[Any]
