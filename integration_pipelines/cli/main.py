@@ -164,21 +164,28 @@ def credentials_rotate(database_url: str | None) -> None:
 def sync(connection_id: str, streams: tuple[str, ...], sandbox: bool, database_url: str | None) -> None:
     """Sync one connection now, outside Dagster (for debugging a connection)."""
     from integration_pipelines.connectors.registry import get_connector
+    from integration_pipelines.resources.errors import PartnerError
     from integration_pipelines.sync.service import sync_stream
 
     store = open_store(database_url, need_vault=True)
-    connection = store.get(connection_id)
+    try:
+        connection = store.get(connection_id)
+    except ConnectionConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     connector = get_connector(connection.connector)
     for stream in streams or connector.spec.inbound_streams():
-        report = sync_stream(
-            store.engine,
-            store.vault,
-            connection_id,
-            stream,
-            connector=connector,
-            allow_loopback=sandbox,
-            progress=click.echo,
-        )
+        try:
+            report = sync_stream(
+                store.engine,
+                store.vault,
+                connection_id,
+                stream,
+                connector=connector,
+                allow_loopback=sandbox,
+                progress=click.echo,
+            )
+        except PartnerError as exc:  # refused host, credentials, partner down: the message says what to do
+            raise click.ClickException(f"{connection_id} {stream}: {exc}") from None
         click.echo(
             f"{connection_id} {stream}: {report.status}, {report.records} records, "
             f"{report.written} written, {report.rejected} rejected in {report.duration_seconds}s"
