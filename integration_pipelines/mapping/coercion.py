@@ -194,6 +194,12 @@ def _to_datetime(text: pd.Series, **kwargs: Any) -> pd.Series:
 
 
 def _datetimes(text: pd.Series, fmt: str | None, timezone: str | None) -> pd.Series:
+    if timezone in (None, "UTC"):  # naive values are UTC: one parse, no need to find the offsets
+        try:
+            parsed = pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
+            return parsed.astype(UTC_DTYPE)
+        except ValueError:
+            pass  # the rules below decide, value by value if need be
     if fmt:
         aware = np.full(len(text), "%z" in fmt or "%Z" in fmt)
     else:

@@ -204,8 +204,10 @@ def apply_lookup(
 
 def apply_default(values: pd.Series, default: Any, keep_null: np.ndarray) -> pd.Series:
     """Fill nulls with `default`, except cells in `keep_null` (values already rejected)."""
+    if default is None:
+        return values
     missing = values.isna().to_numpy() & ~keep_null
-    if default is None or not missing.any():
+    if not missing.any():
         return values
     if isinstance(default, list | tuple | dict):
         cells = values.to_numpy(dtype=object).copy()
