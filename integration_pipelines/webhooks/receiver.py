@@ -444,6 +444,13 @@ class GroupCommit:
         if thread is not None:
             self._queue.put(None)
             thread.join(30)
+        if self.batches:
+            log.info(
+                "inbox group commit: %d events in %d transactions (%.1f per commit)",
+                self.events,
+                self.batches,
+                self.events / self.batches,
+            )
 
     def _run(self) -> None:
         stop = False
