@@ -10,12 +10,12 @@ outlast it (a storm longer than ``retry.max_attempts``, revoked credentials) mus
 *cleanly*: status ``failed``, the error naming the problem, the pages already written kept
 with their checkpoint, and a rerun that completes the stream with exact counts.
 
-Paged streams get the fault after their first page is committed, so a failure happens
-mid-stream and the rerun has to resume from the checkpoint; one-page and for-each (CV parser)
-streams get it before the first request. Connectors are discovered like the contract suite:
+Paged streams get the fault once their first page has arrived, so a failure happens
+mid-stream: that page must be written and checkpointed, and the rerun must resume after it.
+One-page and for-each (CV parser) streams get it before the first request. Connectors are discovered like the contract suite:
 a new connector is covered without writing a test. Retry waits and timeouts are shortened on
-the connector object (never in its file) so the suite stays fast; the attempt budget and the
-circuit breaker stay the connector's own.
+the connector object (never in its file) so the suite stays fast; the attempt budget
+(`retry.max_attempts`) and the breaker's failure count stay the connector's own.
 """
 
 import dataclasses
@@ -89,7 +89,7 @@ class FaultCase(Contract):
         self.sim.faults.inject(kind, count, tenant=self.tenant, path_contains=path, **params)
 
     def sync_with(self, arm: Callable[[], None]) -> SyncReport:
-        """Sync, arming the fault after the first committed page (paged streams) or before the run."""
+        """Sync, arming the fault once page 1 has arrived (paged streams) or before the run."""
         if not self.paginated:
             arm()
             return self.sync()
@@ -334,7 +334,12 @@ def test_schema_drift_keeps_every_record(case: FaultCase) -> None:
 
 def test_duplicate_page_is_neither_skipped_nor_doubled(case: FaultCase) -> None:
     """A paged stream gets its previous page again; a parser answers a document with the
-    previous document's result (armed after the first answer, or there is nothing to repeat)."""
+    previous document's result (armed after the first answer, or there is nothing to repeat).
+
+    Not covered, because it does not end well today: a parser replaying the *previous run's*
+    last answer as the first answer of the next run is not detected (the runner compares
+    answers within one run only), so that document keeps another document's result.
+    """
     before = case.sim.stats.faults_applied["duplicate_page"]
     after = 1 if case.for_each else 0
     ride_out(case, lambda: case.sim.faults.inject("duplicate_page", 1, tenant=case.tenant, after=after))
