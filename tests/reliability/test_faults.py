@@ -12,10 +12,12 @@ with their checkpoint, and a rerun that completes the stream with exact counts.
 
 Paged streams get the fault once their first page has arrived, so a failure happens
 mid-stream: that page must be written and checkpointed, and the rerun must resume after it.
-One-page and for-each (CV parser) streams get it before the first request. Connectors are discovered like the contract suite:
-a new connector is covered without writing a test. Retry waits and timeouts are shortened on
-the connector object (never in its file) so the suite stays fast; the attempt budget
-(`retry.max_attempts`) and the breaker's failure count stay the connector's own.
+One-page and for-each (CV parser) streams get it before the first request.
+
+Connectors are discovered like the contract suite: a new connector is covered without writing
+a test. Retry waits and timeouts are shortened on the connector object (never in its file) so
+the suite stays fast; the attempt budget (`retry.max_attempts`) and the breaker's failure
+count stay the connector's own.
 """
 
 import dataclasses
