@@ -105,7 +105,9 @@ def flatten_records(records: Sequence[Mapping[str, Any] | None]) -> pd.DataFrame
     rows = _dict_rows(records)
     index = pd.RangeIndex(len(rows))
     columns = _flat_columns(rows, "")
-    return pd.DataFrame(columns, index=index, dtype=object) if columns else pd.DataFrame(index=index)
+    if not columns:
+        return pd.DataFrame(index=index)
+    return pd.DataFrame(columns, index=index, dtype=object, copy=False)  # one block per column: no stacking
 
 
 def _dict_rows(records: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
