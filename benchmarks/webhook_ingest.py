@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -180,7 +181,9 @@ class Server:
         args += ["--app-dir", str(Path(__file__).parent)]
         if factory:
             args.append("--factory")
-        self.proc = subprocess.Popen(args, env=env)
+        self._log = tempfile.TemporaryFile("w+")  # a file, not a pipe: it never fills up and blocks
+        self.proc = subprocess.Popen(args, env=env, stderr=self._log)
+        self.per_commit: list[float] = []  # events per transaction, per worker (from its log)
 
     def __enter__(self) -> "Server":
         import httpx
@@ -226,6 +229,14 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._log.seek(0)
+        for line in self._log:
+            found = re.search(r"inbox group commit: (\d+) events in (\d+) transactions", line)
+            if found:
+                self.per_commit.append(int(found[1]) / int(found[2]))
+            else:
+                sys.stderr.write(line)  # anything else the server said
+        self._log.close()
 
 
 # ---------------------------------------------------------------- load
@@ -243,6 +254,7 @@ class Result:
     unique_sent: int
     server_cpu: float | None = None  # CPU seconds the server processes used during the run
     client_cpu: float | None = None  # CPU seconds the load generator used during the run
+    per_commit: list[float] | None = None  # the receiver's events per transaction, per worker
 
     @property
     def cpu_ms_per_request(self) -> float | None:
@@ -415,6 +427,7 @@ def report(result: Result, bare: Result, stored: int | None) -> bool:
     print(
         f"  {result.label:<22} {result.rate:6.0f} ev/s   p50 {result.percentile(50):5.1f} ms  "
         f"p99 {result.percentile(99):5.1f} ms  {_cpu(result)}  2xx {ok}/{result.sent} {statuses}  {check}"
+        + (f"  events/commit {'+'.join(f'{n:.1f}' for n in result.per_commit)}" if result.per_commit else "")
     )
     ratio = f"receiver/bare {result.rate / bare.rate:.2f}"
     if result.cpu_ms_per_request and bare.cpu_ms_per_request:
@@ -546,6 +559,7 @@ def main() -> int:
                         load = (args.concurrency, args.max_seconds)
                         with Server(RECEIVER, count, target.env, factory=True) as server:
                             result = measured(server, warmup, requests, *load, target.label)
+                        result.per_commit = server.per_commit
                         stored = inbox_count(target) - len(warmup)
                         with Server("webhook_ingest:bare_app", count, dict(os.environ)) as server:
                             bare = measured(server, warmup, requests, *load, "bare")
