@@ -151,7 +151,7 @@ def map_records(
     for f in fields:
         columns[f.name], field_errors = _map_field(f, raw, hooks or {}, lookup)
         errors.append(field_errors)
-    frame = pd.DataFrame(columns, index=raw.index) if columns else pd.DataFrame(index=raw.index)
+    frame = pd.DataFrame(columns, index=raw.index, copy=False) if columns else pd.DataFrame(index=raw.index)
     all_errors = concat_errors(errors)
     if len(all_errors):
         all_errors = all_errors.sort_values("row", kind="stable", ignore_index=True)

@@ -14,7 +14,7 @@ element-wise. A path no record has gives an all-null column.
 
 import re
 from collections.abc import Mapping, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -127,18 +127,16 @@ def _dict_rows(records: Sequence[Mapping[str, Any] | None]) -> list[dict[str, An
 
 def _flat_columns(rows: list[dict[str, Any]], prefix: str) -> dict[str, np.ndarray]:
     """Dotted columns (`prefix` + key) of one nesting level of `rows`, nested dicts flattened too."""
-    keys = list(dict.fromkeys(chain.from_iterable(rows)))  # in order of first appearance
-    if not keys:
-        return {}
-    every_row_has_every_key = sum(map(len, rows)) == len(keys) * len(rows)
-    level = pd.DataFrame(rows, columns=pd.Index(keys, dtype=object), dtype=object)
+    level = pd.DataFrame(rows, dtype=object)  # keys in order of first appearance; absent keys: NaN
+    every_row_has_every_key = sum(map(len, rows)) == level.shape[1] * len(rows)
     columns: dict[str, np.ndarray] = {}
     for key, column in level.items():
         name = f"{prefix}{key}"
-        cells = column.to_numpy(dtype=object, copy=True)
+        cells = column.to_numpy(dtype=object)  # read-only view: copied before a change
         absent = np.zeros(len(rows), dtype=bool)
         if not every_row_has_every_key:  # pandas gave NaN where the key is absent: a missing leaf is None
             absent = ~np.fromiter(map(dict.__contains__, rows, repeat(key)), dtype=bool, count=len(rows))
+            cells = cells.copy()
             cells[absent] = None
         nested = _mappings(cells)
         if nested is None:
