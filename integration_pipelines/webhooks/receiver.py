@@ -515,7 +515,7 @@ class WebhookReceiver:
         self.connectors = connectors
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.clock = clock
-        # SQLite has one writer at a time: more threads only add lock and GIL contention
+        # threads checking bodies over INLINE_BODY_BYTES (the inserts all go through `committer`)
         self.threads = threads or (SQLITE_THREADS if engine.dialect.name == "sqlite" else SERVER_DB_THREADS)
         self._capacity: anyio.CapacityLimiter | None = None
         self.committer = GroupCommit(lambda: self.engine)
@@ -564,7 +564,7 @@ class WebhookReceiver:
         return await anyio.to_thread.run_sync(self._targets.get, connection_id)
 
     def _limiter(self) -> anyio.CapacityLimiter:
-        """Threads doing the checks and the insert at once (made in the event loop, on first use)."""
+        """Threads checking large bodies at once (made in the event loop, on first use)."""
         if self._capacity is None:
             self._capacity = anyio.CapacityLimiter(self.threads)
         return self._capacity
