@@ -30,7 +30,7 @@ from integration_pipelines.mapping.paths import as_list
 
 TYPES = ("string", "integer", "number", "decimal", "boolean", "date", "datetime", "list")
 UTC_DTYPE = pd.DatetimeTZDtype("us", "UTC")
-_SAMPLE = 1024
+_SAMPLE = 2048
 _NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float"})
 BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
@@ -50,6 +50,9 @@ class Coerced:
 
 def as_text(values: pd.Series) -> pd.Series:
     """Values as stripped `str`-dtype text; null and empty text are NaN."""
+    if (distinct := few_distinct(values)) is not None:  # strip each distinct value once
+        codes, uniques = distinct
+        return spread(as_text(uniques), codes, values.index)
     text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str")
     text = text.str.strip()
     return text.mask(text == "")
@@ -111,7 +114,7 @@ def few_distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     """
     if values.dtype != object or len(values) < _SAMPLE or infer_dtype(values, skipna=True) != "string":
         return None
-    if len(pd.unique(values.iloc[:_SAMPLE])) > _SAMPLE // 4:
+    if len(pd.unique(values.iloc[:_SAMPLE])) > _SAMPLE // 2:
         return None
     codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
     if len(uniques) > len(values) // 4:

@@ -138,35 +138,37 @@ def _flat_columns(rows: list[dict[str, Any]], prefix: str) -> dict[str, np.ndarr
             absent = ~np.fromiter(map(dict.__contains__, rows, repeat(key)), dtype=bool, count=len(rows))
             cells = cells.copy()
             cells[absent] = None
-        nested = _mappings(cells)
-        if nested is None:
+        found = _mappings(cells)
+        if found is None:
             _add_column(columns, name, cells, absent)
             continue
+        nested, kinds = found
         if (~nested & ~absent).any():  # some records have a plain value (or null) here
             leaves = cells.copy()
             leaves[nested] = None
             _add_column(columns, name, leaves, absent | nested)
         children = cells.tolist()
-        if set(map(type, children)) != {dict}:  # some rows hold no dict here, or another kind of mapping
-            flags = nested.tolist()
+        if kinds != {dict}:  # some rows hold no dict here, or another kind of mapping
             children = [
                 (c if type(c) is dict else dict(c)) if flag else {}
-                for c, flag in zip(children, flags, strict=True)
+                for c, flag in zip(children, nested.tolist(), strict=True)
             ]
         for child, child_cells in _flat_columns(children, name + ".").items():
             _add_column(columns, child, child_cells, None)
     return columns
 
 
-def _mappings(cells: np.ndarray) -> np.ndarray | None:
-    """Which cells are dicts (or other mappings) to flatten further; None if none is."""
+def _mappings(cells: np.ndarray) -> tuple[np.ndarray, set[type]] | None:
+    """Which cells are dicts (or other mappings) to flatten further, and the types of all cells;
+    None if no cell is a mapping."""
     if infer_dtype(cells, skipna=True) in _SCALAR_KINDS:
         return None
     types = list(map(type, cells))
-    nested = {t for t in set(types) if t is dict or (t not in _LEAF_TYPES and issubclass(t, Mapping))}
+    kinds = set(types)
+    nested = {t for t in kinds if t is dict or (t not in _LEAF_TYPES and issubclass(t, Mapping))}
     if not nested:
         return None
-    return np.fromiter(map(nested.__contains__, types), dtype=bool, count=len(types))
+    return np.fromiter(map(nested.__contains__, types), dtype=bool, count=len(types)), kinds
 
 
 def _add_column(

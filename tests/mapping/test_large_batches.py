@@ -9,7 +9,7 @@ import pytest
 from integration_pipelines.connectors.spec import FieldMapping
 from integration_pipelines.mapping import map_records
 
-REPEAT = 400  # well above the sample the shortcuts look at first
+REPEAT = 1100  # above the sample the shortcuts look at first, even for two values
 
 CASES = [
     ({"type": "date"}, ["2025-03-01", " 2025-03-02 ", "2025-03", "2025", "2025-13-45", "", None, "x"]),
@@ -64,9 +64,20 @@ def test_json_numbers_give_what_their_text_gives(spec, numbers):
 
 
 def test_shortcuts_are_taken_for_large_enum_like_text():
-    from integration_pipelines.mapping.coercion import few_distinct
+    from integration_pipelines.mapping.coercion import as_text, few_distinct
 
     column = pd.Series(["2025-03-01", None, "x"] * REPEAT, dtype=object)
+    assert as_text(column)[:3].tolist()[::2] == ["2025-03-01", "x"]
     codes, distinct = few_distinct(column)
     assert distinct.tolist() == ["2025-03-01", "x"] and codes[:3].tolist() == [0, -1, 1]
     assert few_distinct(pd.Series([f"id-{i}" for i in range(5000)], dtype=object)) is None
+
+
+def test_a_large_concat_joins_like_a_small_one():
+    places = [("Austin", "TX"), (" Leeds ", None), (None, "ON"), (None, None), ("", "  "), ("Paris", "")]
+    records = [{"location": {"city": city, "region": region}} for city, region in places]
+    spec = {"f": FieldMapping(concat=["location.city", ", ", "location.region"])}
+    small = map_records(records, spec).frame["f"]
+    large = map_records(records * REPEAT, spec).frame["f"]
+    pd.testing.assert_series_equal(large, pd.concat([small] * REPEAT, ignore_index=True))
+    assert small.tolist()[:3] == ["Austin, TX", "Leeds", "ON"]
