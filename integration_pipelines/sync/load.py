@@ -60,11 +60,16 @@ def payload_hashes(frame: pd.DataFrame) -> list[str]:
     """One digest per row of the mapped fields, to skip rewriting records that did not change.
 
     pandas writes the rows as JSON lines in C (columns sorted, so their order does not
-    matter); only the md5 of each line is done in Python.
+    matter; timestamps as epoch microseconds in UTC, so their unit and zone do not matter);
+    only the md5 of each line is done in Python.
     """
     if frame.empty:
         return []
-    lines = frame[sorted(frame.columns)].to_json(
+    frame = frame[sorted(frame.columns)]
+    stamps = [name for name in frame.columns if frame[name].dtype.kind == "M"]
+    if stamps:  # as microseconds since the epoch: pandas formats ISO dates ten times slower
+        frame = frame.assign(**{name: _epoch_us(frame[name]) for name in stamps})
+    lines = frame.to_json(
         orient="records",
         lines=True,
         date_format="iso",
@@ -73,6 +78,13 @@ def payload_hashes(frame: pd.DataFrame) -> list[str]:
         default_handler=str,
     )
     return [hashlib.md5(line.encode(), usedforsecurity=False).hexdigest() for line in lines.splitlines()]
+
+
+def _epoch_us(values: pd.Series) -> pd.Series:
+    """A datetime column as integer microseconds since the epoch in UTC (nulls stay null)."""
+    utc = values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
+    micros = utc.to_numpy(dtype="datetime64[us]").view("int64")
+    return pd.Series(pd.arrays.IntegerArray(micros, utc.isna().to_numpy()), index=values.index)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:

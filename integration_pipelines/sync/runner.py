@@ -96,7 +96,7 @@ class _Batch:
 
 def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | None) -> str | None:
     values = pd.to_datetime(
-        pd.Series([get_path(r, path) for r in records], dtype=object),
+        pd.Series(_values(records, path), dtype=object),
         utc=True,
         errors="coerce",
         format="ISO8601",
@@ -110,11 +110,16 @@ def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | Non
     return current
 
 
-def _keys(records: list[dict[str, Any]], path: str) -> set[Any]:
-    """The primary keys of a page (a plain key is read directly: this runs for every record)."""
+def _values(records: Iterable[dict[str, Any]], path: str) -> list[Any]:
+    """The value at `path` of each record (a plain key is read directly: this runs per record)."""
     if "." in path or "[" in path or "*" in path:
-        return {get_path(r, path) for r in records}
-    return {r.get(path) if isinstance(r, dict) else None for r in records}
+        return [get_path(r, path) for r in records]
+    return [r.get(path) if isinstance(r, dict) else None for r in records]
+
+
+def _keys(records: list[dict[str, Any]], path: str) -> set[Any]:
+    """The primary keys of a page."""
+    return set(_values(records, path))
 
 
 def _identity(request: httpx.Request) -> tuple[str, str, bytes]:
