@@ -42,7 +42,8 @@ def create_db_engine(url: str | None = None) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # executemany UPDATEs (changed records) go in pages of statements, not one round trip each
+    return sa.create_engine(url, pool_pre_ping=True, executemany_mode="values_plus_batch")
 
 
 def alembic_config(engine: sa.Engine) -> Config:

@@ -232,7 +232,8 @@ def upsert(
         )
     _update_changed(conn, table, connection_id, entity, changed, now)
     counts.updated = len(changed)
-    seen = list(links)  # records synced before: new ones were just linked with synced_at = now
+    written = {external_id for external_id, *_ in changed}  # their links were just updated
+    seen = [e for e in links if e not in written]  # new records were linked with synced_at = now
     for condition in _where_in(conn, record_links.c.external_id, seen):
         conn.execute(
             record_links.update()
@@ -251,29 +252,22 @@ def _update_changed(
     changed: Sequence[tuple[str, str, datetime, str, dict[str, Any]]],
     now: datetime,
 ) -> None:
-    """Write the changed records and their new payload hashes."""
+    """Write the changed records, and their links' new payload hashes and sync time."""
     if not changed:
         return
-    updates = [
-        {**{f"v_{k}": v for k, v in row.items()}, "_id": internal_id, "v_updated_at": now}
-        for _, internal_id, _, _, row in changed
-    ]
-    fields = [c.removeprefix("v_") for c in updates[0] if c != "_id"]
-    conn.execute(
-        table.update()
-        .where(table.c.id == sa.bindparam("_id"))
-        .values({f: sa.bindparam(f"v_{f}") for f in fields}),
-        updates,
+    rows = pd.DataFrame([row for *_, row in changed]).assign(
+        id=[internal_id for _, internal_id, *_ in changed], updated_at=now
     )
-    conn.execute(
-        record_links.update()
-        .where(
-            record_links.c.connection_id == connection_id,
-            record_links.c.entity == entity,
-            record_links.c.external_id == sa.bindparam("_external_id"),
-        )
-        .values(payload_hash=sa.bindparam("v_payload_hash")),
-        [{"_external_id": external_id, "v_payload_hash": digest} for external_id, _, _, digest, _ in changed],
+    bulk.update_frame(conn, table, rows, keys=["id"])
+    hashes = pd.DataFrame(
+        {
+            "external_id": [external_id for external_id, *_ in changed],
+            "payload_hash": [digest for _, _, _, digest, _ in changed],
+            "synced_at": now,
+        }
+    )
+    bulk.update_frame(
+        conn, record_links, hashes, keys=["external_id"], connection_id=connection_id, entity=entity
     )
 
 

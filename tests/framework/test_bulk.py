@@ -137,3 +137,60 @@ def test_new_ids_are_unique_version_7_and_time_ordered() -> None:
     time.sleep(0.002)
     assert bulk.new_ids(1)[0][:13] > later[0][:13] >= first[0][:13]  # the millisecond prefix sorts
     assert bulk.new_ids(0) == []
+
+
+def test_update_frame_sets_only_the_matching_rows(database: sa.Engine) -> None:
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    later = datetime(2026, 12, 5, 8, tzinfo=UTC)
+    with database.begin() as conn:
+        tenant = _tenant(conn)
+        ids = bulk.new_ids(3)
+        bulk.insert_frame(
+            conn,
+            job,
+            pd.DataFrame({"id": ids, "tenant_id": tenant, "title": ["a", "b", "c"], "status": "open"}).assign(
+                created_at=now, updated_at=now
+            ),
+        )
+        for connection in ("x", "y"):  # same external ids under two connections
+            bulk.insert_frame(
+                conn,
+                record_links,
+                pd.DataFrame(
+                    {"connection_id": connection, "entity": "job", "external_id": ["e1", "e2"]}
+                ).assign(internal_id=ids[0], payload_hash="old", synced_at=now),
+            )
+        changed = pd.DataFrame(
+            {
+                "id": [ids[0], ids[2]],
+                "title": ['new, "quoted"', "c2"],
+                "description": [None, ""],
+                "openings": [2.0, None],
+            }
+        )
+        assert (
+            bulk.update_frame(conn, job, changed.assign(status="closed", updated_at=later), keys=["id"]) == 2
+        )
+        hashes = pd.DataFrame({"external_id": ["e2"], "payload_hash": ["new"], "synced_at": later})
+        bulk.update_frame(conn, record_links, hashes, keys=["external_id"], connection_id="y", entity="job")
+    with database.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.select(job).where(job.c.tenant_id == tenant))}
+        links = conn.execute(
+            sa.select(record_links.c.connection_id, record_links.c.external_id, record_links.c.payload_hash)
+            .where(record_links.c.connection_id.in_(["x", "y"]))
+            .order_by(record_links.c.connection_id, record_links.c.external_id)
+        ).all()
+    assert [(rows[i].title, rows[i].status, rows[i].openings, rows[i].description) for i in ids] == [
+        ('new, "quoted"', "closed", 2, None),
+        ("b", "open", None, None),  # not in the frame: untouched
+        ("c2", "closed", None, ""),
+    ]
+    assert _utc(rows[ids[0]].updated_at) == pd.Timestamp(later) and _utc(
+        rows[ids[1]].updated_at
+    ) == pd.Timestamp(now)
+    assert [tuple(r) for r in links] == [
+        ("x", "e1", "old"),
+        ("x", "e2", "old"),
+        ("y", "e1", "old"),
+        ("y", "e2", "new"),
+    ]
