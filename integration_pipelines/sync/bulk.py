@@ -20,6 +20,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 NULL = "\\N"  # COPY's NULL marker; an empty field stays an empty string
+CSV_CHUNK_ROWS = 2_000  # rows formatted at a time while COPY streams them
+COPY_READ_BYTES = 1 << 16
 
 
 def plain(value: Any) -> Any:
@@ -97,16 +99,45 @@ def _copyable(table: sa.Table, frame: pd.DataFrame) -> bool:
     return True
 
 
+class _CsvStream(io.RawIOBase):
+    """CSV text of a frame, made chunk by chunk as COPY reads it.
+
+    PostgreSQL parses and inserts the rows of one chunk while the next is being formatted,
+    instead of waiting for the whole batch to be turned into text first.
+    """
+
+    def __init__(self, table: sa.Table, frame: pd.DataFrame):
+        step = CSV_CHUNK_ROWS
+        self._chunks = (self._csv(table, frame.iloc[i : i + step]) for i in range(0, len(frame), step))
+        self._pending = b""
+        self._offset = 0
+
+    @staticmethod
+    def _csv(table: sa.Table, chunk: pd.DataFrame) -> bytes:
+        text = pd.DataFrame({name: _copy_column(table.c[name], chunk[name]) for name in chunk.columns})
+        return text.to_csv(index=False, header=False, na_rep=NULL, quoting=csv.QUOTE_MINIMAL).encode()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._offset >= len(self._pending):  # the next chunk, or b"" at the end
+            self._pending, self._offset = next(self._chunks, b""), 0
+        end = len(self._pending) if size < 0 else self._offset + size
+        out = self._pending[self._offset : end]
+        self._offset += len(out)
+        return out
+
+
 def _copy(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, into: str | None = None) -> None:
     """COPY `frame` into `table` (or into the table named `into`, with `table`'s column types)."""
-    text = pd.DataFrame({name: _copy_column(table.c[name], frame[name]) for name in frame.columns})
-    buffer = io.StringIO()
-    text.to_csv(buffer, index=False, header=False, na_rep=NULL, quoting=csv.QUOTE_MINIMAL)
-    buffer.seek(0)
+    buffer = _CsvStream(table, frame)
     columns = ", ".join(f'"{name}"' for name in frame.columns)
     with conn.connection.dbapi_connection.cursor() as cursor:
         cursor.copy_expert(
-            f"COPY \"{into or table.name}\" ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')", buffer
+            f"COPY \"{into or table.name}\" ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')",
+            buffer,
+            size=COPY_READ_BYTES,
         )
 
 

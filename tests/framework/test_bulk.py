@@ -28,6 +28,12 @@ def _utc(value: datetime) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch) -> None:
+    """COPY streams its CSV in chunks: make every test here span several."""
+    monkeypatch.setattr(bulk, "CSV_CHUNK_ROWS", 2)
+
+
 def test_awkward_values_round_trip(database: sa.Engine) -> None:
     now = datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
     with database.begin() as conn:
