@@ -136,23 +136,32 @@ def existing_links(conn: sa.Connection, connection_id: str, entity: str, externa
     return found
 
 
-def current_rows(conn: sa.Connection, table: sa.Table, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The stored rows of `table` with these ids, by id."""
+def current_rows(
+    conn: sa.Connection, table: sa.Table, ids: Sequence[str], columns: Sequence[sa.Column] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The stored rows of `table` with these ids (all columns, or `columns` with the id), by id."""
     found: dict[str, dict[str, Any]] = {}
     for condition in _where_in(conn, table.c.id, ids):
-        rows = conn.execute(sa.select(table).where(condition)).mappings()
+        rows = conn.execute(sa.select(*(columns or [table])).where(condition)).mappings()
         found.update({r["id"]: dict(r) for r in rows})
     return found
 
 
-def _newer(stored: Any, incoming: Any) -> bool:
-    """True when the ATS already holds a version the partner stamped later than `incoming`."""
-    if stored is None or incoming is None or incoming is pd.NaT:
-        return False
-    a, b = pd.Timestamp(stored), pd.Timestamp(incoming)
-    a = a.tz_localize("UTC") if a.tzinfo is None else a
-    b = b.tz_localize("UTC") if b.tzinfo is None else b
-    return a > b
+def _stale(stored: dict[str, dict[str, Any]], changed: Sequence[tuple]) -> list[bool]:
+    """For each changed record: does the ATS already hold a version the partner stamped later?
+
+    Compared by `remote_updated_at`, all at once (naive stored times are UTC, as SQLite gives
+    them back); a missing time on either side is never stale.
+    """
+    if "remote_updated_at" not in changed[0][4]:
+        return [False] * len(changed)
+
+    def stamps(values: list[Any]) -> pd.Series:
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce", format="ISO8601")
+
+    held = stamps([stored.get(internal_id, {}).get("remote_updated_at") for _, internal_id, *_ in changed])
+    incoming = stamps([row.get("remote_updated_at") for *_, row in changed])
+    return (held > incoming).tolist()  # NaT on either side compares False
 
 
 def upsert(
@@ -213,12 +222,14 @@ def upsert(
         internal_id, _, synced_at = links[external_ids[i]]
         changed.append((external_ids[i], internal_id, synced_at, digests[i], row))
     if changed and (policy is not None or "remote_updated_at" in frame.columns):
-        stored = current_rows(conn, table, [c[1] for c in changed])
+        wanted = None if policy is not None else [table.c.id, table.c.remote_updated_at]
+        stored = current_rows(conn, table, [c[1] for c in changed], columns=wanted)
+        stale = _stale(stored, changed)
         kept, resolutions = [], []
-        for item in changed:
+        for item, is_stale in zip(changed, stale, strict=True):
             external_id, internal_id, synced_at, digest, row = item
             current = stored.get(internal_id, {})
-            if _newer(current.get("remote_updated_at"), row.get("remote_updated_at")):
+            if is_stale:
                 counts.stale += 1
                 continue
             if policy is not None:
