@@ -173,21 +173,27 @@ def upsert(
     frame: pd.DataFrame,
     stream: str = "",
     policy: FieldPolicy | None = None,
+    digests: Sequence[str] | None = None,
 ) -> PageCounts:
     """Insert new records, update changed ones, skip unchanged ones: safe to repeat.
 
     A changed record older than the stored one (by `remote_updated_at`) is skipped as stale;
     with a conflict `policy`, fields the ATS also changed since the last sync are resolved.
     New records and their links are written in bulk (`bulk.insert_frame`: COPY on PostgreSQL).
+    `digests` are the rows' `payload_hashes`, when the caller made them ahead of time.
     """
     counts = PageCounts()
     if frame.empty:
         return counts
     table = ENTITY_TABLES[entity]
-    frame = frame.drop_duplicates(subset="external_id", keep="last")
+    last = ~frame.duplicated(subset="external_id", keep="last")
+    frame = frame[last]
     external_ids = frame["external_id"].astype(str).tolist()
     fields = frame.drop(columns=["external_id"])
-    digests = payload_hashes(fields)
+    if digests is None:
+        digests = payload_hashes(fields)
+    else:
+        digests = [d for d, keep in zip(digests, last, strict=True) if keep]
     now = datetime.now(UTC)
     links = existing_links(conn, connection_id, entity, external_ids)
     known = [external_id in links for external_id in external_ids]

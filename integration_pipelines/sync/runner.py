@@ -81,6 +81,7 @@ class _Prepared:
     valid: pd.DataFrame | None
     rejects: list[load.Reject]
     size: int  # records received
+    digests: list[str] | None = None  # payload hashes of the valid rows
 
 
 @dataclass
@@ -506,7 +507,8 @@ class StreamSync:
         for row, reason in zip(errors["row"], errors["reason"], strict=True):
             ext = frame.at[row, "external_id"]
             rejects.append(load.Reject(None if pd.isna(ext) else str(ext), reason, records[row]))
-        return _Prepared(valid, rejects, len(records))
+        digests = load.payload_hashes(valid.drop(columns=["external_id"]))  # here, not on the writer
+        return _Prepared(valid, rejects, len(records), digests)
 
     def store_records(
         self, conn: sa.Connection, stream_name: str, stream: Stream, prepared: "_Prepared"
@@ -522,6 +524,7 @@ class StreamSync:
                 frame=prepared.valid,
                 stream=stream_name,
                 policy=self.connector.spec.conflicts.get(stream.entity),
+                digests=prepared.digests,
             )
         counts.rejected = load.quarantine_rows(
             conn,
