@@ -34,6 +34,8 @@ Everything stays on loopback; records are capped at MAX_RECORDS and each contend
 
 import argparse
 import atexit
+import bisect
+import gc
 import json
 import os
 import shutil
@@ -80,9 +82,10 @@ def make_row(i: int) -> dict:
 class PagedApi:
     """Serves `records` rows in pages of PAGE_SIZE; full-sync bodies are built once up front.
 
-    `updated_since=<ISO>` returns only rows with `updated_at >= since` (pages built on request:
-    after `change`, few rows match). `change(n)` edits n rows the way a partner would (new
-    name, later `updated_at`) and rebuilds the full-sync pages that hold them, untimed.
+    `updated_since=<ISO>` returns only rows with `updated_at >= since`, in `updated_at` order,
+    from an index kept up to date by `change` (pages built on request: after `change`, few rows
+    match). `change(n)` edits n rows the way a partner would (new name, later `updated_at`) and
+    rebuilds the full-sync pages and the index, untimed.
     """
 
     def __init__(self, records: int):
@@ -94,6 +97,7 @@ class PagedApi:
         self.rows = [make_row(i) for i in range(records)]
         self.bodies: dict[int, bytes] = {page: self._body(page) for page in range(1, self.pages + 1)}
         self.changes = 0
+        self._index_updates()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _body(self, page: int, rows: list[dict] | None = None, since: str | None = None) -> bytes:
@@ -119,6 +123,15 @@ class PagedApi:
             touched.add(i // PAGE_SIZE + 1)
         for page in touched:
             self.bodies[page] = self._body(page)
+        self._index_updates()
+
+    def _index_updates(self) -> None:
+        """Rows ordered by `updated_at`, as a partner's index would serve `updated_since`."""
+        self.by_update = sorted(self.rows, key=lambda r: (r["updated_at"], r["id"]))
+        self.update_keys = [r["updated_at"] for r in self.by_update]
+
+    def updated_since(self, since: str) -> list[dict]:
+        return self.by_update[bisect.bisect_left(self.update_keys, since) :]  # ISO 8601 Z sorts as text
 
     def _handler(self):
         api = self
@@ -135,8 +148,7 @@ class PagedApi:
                 page = int(q.get("page", ["1"])[0])
                 since = q.get("updated_since", [None])[0]
                 if since:
-                    wanted = [r for r in api.rows if r["updated_at"] >= since]  # ISO 8601 Z sorts as text
-                    body = api._body(page, wanted, since)
+                    body = api._body(page, api.updated_since(since), since)
                 else:
                     body = api.bodies.get(page, b'{"data": [], "next": null}')
                 self.send_response(200)
@@ -441,6 +453,9 @@ def main() -> None:
     print(f"building {args.records} records in pages of {PAGE_SIZE} ...", flush=True)
     with PagedApi(args.records) as api, ThrowawayDatabase(url) as db:
         print(f"API {api.base}  database {db.name}", flush=True)
+        # the fake partner's rows and page bodies share this process with the contenders: keep
+        # them out of the garbage collector's scans, which a real partner's data never is in
+        gc.freeze()
         ours = Ours(db.sqlalchemy_url, api.base)
         pipelines_dir = os.path.join(_TMP, "dlt_pipelines")
 

@@ -201,3 +201,19 @@ def update_frame(
     )
     conn.exec_driver_sql(f'DROP TABLE "{staged}"')  # on an error, the rollback removes it
     return len(frame)
+
+
+def refresh_statistics(conn: sa.Connection, *tables: sa.Table) -> None:
+    """Give PostgreSQL's planner fresh row counts after a bulk load (elsewhere: nothing).
+
+    Until autovacuum gets round to it, the planner still believes the tables hold what they
+    held before the load, and picks plans that scan every link of a connection to update a few
+    of them (38 ms instead of a few for 1,000 changed records among 100,000). A small sample
+    (statistics target 10, ~3,000 rows per table) is enough for row counts and costs ~15 ms a
+    table; autovacuum later analyzes with the full target.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
+    for table in tables:
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from integration_pipelines.canonical.schemas import SCHEMAS
-from integration_pipelines.canonical.tables import record_links, sync_runs
+from integration_pipelines.canonical.tables import ENTITY_TABLES, record_links, sync_runs
 from integration_pipelines.connections import Connection
 from integration_pipelines.connectors.registry import LoadedConnector
 from integration_pipelines.connectors.spec import Stream
@@ -29,7 +29,7 @@ from integration_pipelines.mapping.paths import get_path
 from integration_pipelines.resources.errors import MalformedResponse, PartnerError, RequestRejected
 from integration_pipelines.resources.partner_client import PartnerClient
 from integration_pipelines.resources.redaction import redact
-from integration_pipelines.sync import for_each, load
+from integration_pipelines.sync import bulk, for_each, load
 from integration_pipelines.sync.extract import decode_body, judge, raise_rejected, records_of
 from integration_pipelines.sync.pagination import PageState, paginator_for
 from integration_pipelines.sync.writer import BatchWriter
@@ -43,6 +43,8 @@ log = logging.getLogger("integration_pipelines.sync")
 WRITE_BATCH_RECORDS = 10_000
 #: ... or once the first unwritten page is this old, so a slow partner still commits often.
 WRITE_BATCH_SECONDS = 0.25
+#: A sync that inserted at least this many records refreshes the planner's statistics.
+ANALYZE_AFTER_INSERTS = 10_000
 
 
 class DuplicatePage(PartnerError):
@@ -200,6 +202,9 @@ class StreamSync:
                 )
         finally:
             self._report_written(stream_name, report, written)
+        if report.counts.inserted >= ANALYZE_AFTER_INSERTS:
+            with self.engine.begin() as conn:
+                bulk.refresh_statistics(conn, ENTITY_TABLES[stream.entity], record_links)
 
     def _page_loop(
         self,

@@ -200,3 +200,19 @@ def test_update_frame_sets_only_the_matching_rows(database: sa.Engine) -> None:
         ("y", "e1", "old"),
         ("y", "e2", "new"),
     ]
+
+
+@pytest.mark.postgres
+def test_refresh_statistics_analyzes_the_tables_on_postgresql(pg_engine: sa.Engine) -> None:
+    started = datetime.now(UTC)
+    with pg_engine.begin() as conn:
+        bulk.refresh_statistics(conn, job, record_links)
+    with pg_engine.connect() as conn:
+        analyzed = dict(
+            conn.exec_driver_sql(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables "
+                "WHERE relname IN ('job', 'record_links')"
+            ).all()
+        )
+    assert set(analyzed) == {"job", "record_links"}
+    assert all(when is not None and when >= started for when in analyzed.values())
