@@ -73,14 +73,19 @@ def new_ids(count: int) -> list[str]:
     ]
 
 
+def utc_microseconds(values: pd.Series) -> np.ndarray:
+    """A datetime64 column as numpy datetime64[us] in UTC (a naive column is taken as UTC)."""
+    utc = values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
+    return utc.to_numpy(dtype="datetime64[us]")
+
+
 def _copy_column(column: sa.Column, values: pd.Series) -> pd.Series:
     """One column in the text form COPY reads for the column's type."""
     if isinstance(column.type, sa.JSON):
         return values.map(lambda v: None if plain(v) is None else json.dumps(v, default=json_default))
     if values.dtype.kind == "M":  # datetime64: ISO 8601 in UTC, formatted by numpy in C
-        utc = values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz else values
-        text = np.datetime_as_string(utc.to_numpy(dtype="datetime64[us]"), unit="us", timezone="UTC")
-        return pd.Series(np.where(utc.isna().to_numpy(), None, text), index=values.index, dtype=object)
+        text = np.datetime_as_string(utc_microseconds(values), unit="us", timezone="UTC")
+        return pd.Series(np.where(values.isna().to_numpy(), None, text), index=values.index, dtype=object)
     if isinstance(column.type, sa.Integer) and values.dtype.kind != "i":
         return values.astype("Int64")  # 3.0 from a float column would be refused by an integer column
     return values

@@ -82,9 +82,8 @@ def payload_hashes(frame: pd.DataFrame) -> list[str]:
 
 def _epoch_us(values: pd.Series) -> pd.Series:
     """A datetime column as integer microseconds since the epoch in UTC (nulls stay null)."""
-    utc = values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
-    micros = utc.to_numpy(dtype="datetime64[us]").view("int64")
-    return pd.Series(pd.arrays.IntegerArray(micros, utc.isna().to_numpy()), index=values.index)
+    micros = bulk.utc_microseconds(values).view("int64")
+    return pd.Series(pd.arrays.IntegerArray(micros, values.isna().to_numpy()), index=values.index)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
