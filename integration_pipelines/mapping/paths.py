@@ -90,6 +90,8 @@ def walk(value: Any, segments: Sequence[str]) -> Any:
 
 def get_path(obj: Any, path: str) -> Any:
     """The value at `path` in one nested object (dicts and lists), or None if it is absent."""
+    if type(obj) is dict and path in obj and "." not in path and path != EACH:
+        return obj[path]  # a plain key (runs for every record of a page): no walk needed
     return walk(obj, path.split("."))
 
 

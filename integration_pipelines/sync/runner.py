@@ -93,13 +93,16 @@ class _Batch:
     prepared: _Prepared
     pages: int  # the last page in the batch
     cursor: Any
-    checkpoint: dict[str, Any] | None
-    done: bool
+    checkpoint: dict[str, Any] | None  # None: the batch ends the stream
+
+    @property
+    def done(self) -> bool:
+        return self.checkpoint is None
 
 
 def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | None) -> str | None:
     values = pd.to_datetime(
-        pd.Series(_values(records, path), dtype=object),
+        pd.Series([get_path(r, path) for r in records], dtype=object),
         utc=True,
         errors="coerce",
         format="ISO8601",
@@ -113,16 +116,9 @@ def _max_cursor(records: Iterable[dict[str, Any]], path: str, current: str | Non
     return current
 
 
-def _values(records: Iterable[dict[str, Any]], path: str) -> list[Any]:
-    """The value at `path` of each record (a plain key is read directly: this runs per record)."""
-    if "." in path or "[" in path or "*" in path:
-        return [get_path(r, path) for r in records]
-    return [r.get(path) if isinstance(r, dict) else None for r in records]
-
-
 def _keys(records: list[dict[str, Any]], path: str) -> set[Any]:
     """The primary keys of a page."""
-    return set(_values(records, path))
+    return {get_path(r, path) for r in records}
 
 
 def _identity(request: httpx.Request) -> tuple[str, str, bytes]:
@@ -271,7 +267,6 @@ class StreamSync:
             pages=pages,
             cursor=cursor if checkpoint is None else None,
             checkpoint=checkpoint,
-            done=checkpoint is None,
         )
 
     def _report_written(
